@@ -1,0 +1,177 @@
+"""The ``mrlbench`` command line. Errors are one line on stderr; ``--debug`` shows tracebacks."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mrlbench import __version__, config, report, runner
+from mrlbench.demo import DEFAULT_CONFIG
+from mrlbench.env import describe
+from mrlbench.errors import MrlbenchError
+from mrlbench.plugins import PLUGINS_DIR_ENV, Registry, load
+from mrlbench.store import write_json, write_text
+
+# Wide tables in logs and pipes; a terminal's own width when there is one.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True)
+
+
+class State:
+    """The plugin manager and registry, loaded once per process."""
+
+    pm: Any = None
+    registry: Registry | None = None
+    debug = False
+
+
+def registry() -> Registry:
+    assert State.registry is not None
+    return State.registry
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mrlbench")
+@click.option(
+    "--plugins-dir", type=click.Path(), help=f"Folder of one-file plugins (also {PLUGINS_DIR_ENV})."
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def cli(plugins_dir: str | None, debug: bool) -> None:
+    """Benchmark Matryoshka (MRL) embedding retrieval: accuracy, MFLOPs and latency."""
+
+
+class RichObserver(runner.Observer):
+    def __init__(self, progress: Progress, cells: int) -> None:
+        self.progress = progress
+        self.cells = progress.add_task("cells", total=cells)
+        self.current = progress.add_task("", total=1)
+
+    def begin(self, what: str, total: int) -> None:
+        self.progress.update(self.current, description=what, total=max(total, 1), completed=0)
+
+    def advance(self, steps: int = 1) -> None:
+        self.progress.advance(self.current, steps)
+
+    def cell_done(self) -> None:
+        self.progress.advance(self.cells)
+
+
+@cli.command()
+@click.argument("config_file", metavar="[CONFIG.toml]", required=False, type=click.Path())
+@click.option("--out", type=click.Path(), help="Run directory (overrides [run] out).")
+@click.option("--csv", "csv_", is_flag=True, help="Also write the reference CSV neighbour files.")
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the config (the built-in one without CONFIG) as TOML and exit.",
+)
+def run(config_file: str | None, out: str | None, csv_: bool, print_config: bool) -> None:
+    """Run every encoder x backend x strategy and write the leaderboards."""
+    if config_file is None:
+        raw = config.parse_toml(DEFAULT_CONFIG, "the built-in config")
+        if print_config:
+            click.echo(DEFAULT_CONFIG, nl=False)
+            return
+    else:
+        raw = config.read_toml(config_file)
+        if print_config:
+            click.echo(Path(config_file).read_text(), nl=False)
+            return
+    if csv_:
+        raw.setdefault("run", {})["csv"] = True
+    cfg = config.build(raw, registry(), out)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    write_text(cfg.out / "config.toml", config.dumps(cfg.resolved()))
+    write_json(cfg.out / "env.json", describe())
+    cells = len(cfg.encoders) * len(cfg.backends) * len(cfg.strategies)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=False,
+    ) as progress:
+        rows = runner.run(cfg, RichObserver(progress, cells))
+    records = [row.record(cfg.ks) for row in rows]
+    report.write(cfg.out, records, cfg.ks)
+    report.show(console, records, cfg.ks)
+    console.print(f"leaderboards written to {cfg.out}/leaderboard.(csv|json|md)")
+    if any(r["status"] == "failed" for r in records):
+        raise SystemExit(1)
+
+
+@cli.command()
+def plugins() -> None:
+    """List every component: name, kind, source package and whether it can run here."""
+    table = Table(title="mrlbench components")
+    for col in ("name", "kind", "source", "available", "where / reason"):
+        table.add_column(col)
+    for item in registry().all():
+        reason = item.cls.availability()
+        table.add_row(
+            item.cls.name,
+            item.kind,
+            item.source,
+            "no" if reason else "yes",
+            reason or item.cls.where(),
+        )
+    console.print(table)
+
+
+def _preparse_plugins_dir(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--plugins-dir" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--plugins-dir="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    errors.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    State.debug = "--debug" in argv or bool(os.environ.get("MRLBENCH_DEBUG"))
+    warnings.showwarning = _show_warning
+    try:
+        State.pm, State.registry = load(_preparse_plugins_dir(argv))
+        State.pm.hook.mrlbench_register_commands(cli=cli)
+        cli.main(args=argv, prog_name="mrlbench", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.Abort:
+        errors.print("aborted")
+        raise SystemExit(130) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except MrlbenchError as exc:
+        if State.debug:
+            raise
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted: completed work is kept; rerun to resume")
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if State.debug:
+            raise
+        errors.print(
+            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))} "
+            "(rerun with --debug for the traceback)",
+            highlight=False,
+        )
+        raise SystemExit(1) from None

@@ -1,0 +1,176 @@
+"""Run configs (TOML): parsing, validation and the resolved config written to a run."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrlbench.errors import ConfigError
+from mrlbench.metrics import MODES
+from mrlbench.plugins import Registry
+from mrlbench.types import Backend, Component, Encoder, Strategy
+
+RUN_DEFAULTS: dict[str, Any] = {
+    "out": "results/run",
+    "ks": [10, 25, 50, 100],
+    "metrics": "standard",
+    "csv": False,  # also write the reference pipeline's CSV neighbour files
+    "index_cache": "",  # empty: {out}/index_files; set a folder to share indexes across runs
+    "repeats": 1,  # searches and reranks are timed this many times; the best counts
+}
+SECTIONS = {"encoders": "encoder", "backends": "backend", "strategies": "strategy"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One configured component: its label, the instance and its config table."""
+
+    label: str
+    component: Component
+    table: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out: Path
+    ks: tuple[int, ...]
+    metrics: str
+    csv: bool
+    index_cache: Path
+    repeats: int
+    encoders: list[Spec] = field(default_factory=list)
+    backends: list[Spec] = field(default_factory=list)
+    strategies: list[Spec] = field(default_factory=list)
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as it ran, defaults filled in (written as ``config.toml``)."""
+        run = {
+            "out": str(self.out),
+            "ks": list(self.ks),
+            "metrics": self.metrics,
+            "csv": self.csv,
+            "index_cache": str(self.index_cache),
+            "repeats": self.repeats,
+        }
+        return {
+            "run": run,
+            **{
+                section: [s.table for s in getattr(self, section)]
+                for section in ("encoders", "backends", "strategies")
+            },
+        }
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    return parse_toml(text, str(path))
+
+
+def build(raw: dict[str, Any], registry: Registry, out: str | Path | None = None) -> RunConfig:
+    """Validate a parsed config and instantiate every component."""
+    unknown = set(raw) - {"run", *SECTIONS}
+    if unknown:
+        raise ConfigError(
+            f"unknown config section '{sorted(unknown)[0]}' (known: run, {', '.join(SECTIONS)})"
+        )
+    run = dict(raw.get("run", {}))
+    for key in run:
+        if key not in RUN_DEFAULTS:
+            raise ConfigError(f"unknown key '{key}' in [run] (known: {', '.join(RUN_DEFAULTS)})")
+    settings = {**RUN_DEFAULTS, **run}
+    if out is not None:
+        settings["out"] = str(out)
+    ks = settings["ks"]
+    if not isinstance(ks, list) or not ks or not all(isinstance(k, int) and k > 0 for k in ks):
+        raise ConfigError("[run] ks must be a non-empty list of positive integers")
+    if settings["metrics"] not in MODES:
+        raise ConfigError(f"[run] metrics must be one of {', '.join(MODES)}")
+    if not isinstance(settings["repeats"], int) or settings["repeats"] < 1:
+        raise ConfigError("[run] repeats must be a positive integer")
+    specs: dict[str, list[Spec]] = {}
+    for section, kind in SECTIONS.items():
+        tables = raw.get(section, [])
+        if not isinstance(tables, list) or not tables:
+            raise ConfigError(f"the config needs at least one [[{section}]] table")
+        specs[section] = []
+        for table in tables:
+            if not isinstance(table, dict):
+                raise ConfigError(f"[[{section}]] entries must be tables")
+            label, component = registry.create(kind, table)
+            specs[section].append(Spec(label, component, dict(table)))
+        _check_unique(specs[section], section)
+    _check_types(specs)
+    out_dir = Path(settings["out"])
+    return RunConfig(
+        out=out_dir,
+        ks=tuple(sorted(set(ks))),
+        metrics=settings["metrics"],
+        csv=bool(settings["csv"]),
+        index_cache=Path(settings["index_cache"] or out_dir / "index_files"),
+        repeats=settings["repeats"],
+        **specs,
+    )
+
+
+def _check_unique(specs: list[Spec], section: str) -> None:
+    if section == "strategies":
+        return
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.label in seen:
+            raise ConfigError(
+                f"two [[{section}]] are called '{spec.label}': give each a distinct name = \"...\""
+            )
+        seen.add(spec.label)
+
+
+def _check_types(specs: dict[str, list[Spec]]) -> None:
+    for section, base in (("encoders", Encoder), ("backends", Backend), ("strategies", Strategy)):
+        for spec in specs[section]:
+            if not isinstance(spec.component, base):
+                raise ConfigError(f"{spec.label} is not a {base.__name__}")
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, (bool, int, float, str)):
+        return json.dumps(value)  # JSON scalars are valid TOML scalars
+    raise ConfigError(f"cannot write {value!r} as TOML")
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def dumps(resolved: dict[str, Any]) -> str:
+    """TOML text for a resolved config: ``[run]`` then one ``[[section]]`` per component."""
+    lines = ["[run]"]
+    lines += [f"{_key(k)} = {_value(v)}" for k, v in resolved["run"].items()]
+    for section in SECTIONS:
+        for table in resolved.get(section, []):
+            lines += ["", f"[[{section}]]"]
+            lines += [f"{_key(k)} = {_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"

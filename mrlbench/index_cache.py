@@ -1,0 +1,64 @@
+"""The index cache: ``index_files/{model}/{dataset}_{dim}dim_{index}.index`` plus a JSON
+sidecar; a cached index is reused only when size, dim, build parameters and the
+database's content hash all match, and a corrupt one is rebuilt with a warning."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mrlbench.store import atomic_path, read_json, write_json
+from mrlbench.types import Backend, Embeddings
+from mrlbench.vectors import prefix_chunks
+
+
+def index_path(cache: str | Path, model: str, dataset: str, dim: int, index: str) -> Path:
+    return Path(cache) / model / f"{dataset}_{dim}dim_{index}.index"
+
+
+def load_or_build(
+    backend: Backend,
+    emb: Embeddings,
+    dim: int,
+    path: Path | None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[Any, float]:
+    """The index over the normalised ``dim``-prefix of ``emb.database`` and the seconds
+    its build took (recorded with a cached index). ``path=None`` disables the cache."""
+    meta = {
+        "index": backend.index_name,
+        "rows": len(emb.database),
+        "dim": int(dim),
+        "fingerprint": emb.fingerprint,
+        "params": backend.params(),
+    }
+    meta_path = path.with_name(path.name + ".json") if path else None
+    if path is not None and path.exists():
+        cached = read_json(meta_path) or {}
+        if cached.get("key") == meta:
+            try:
+                return backend.read(str(path)), float(cached.get("build_seconds", 0.0))
+            except Exception as exc:
+                warnings.warn(
+                    f"cached index {path} is unreadable ({exc}); rebuilding", stacklevel=2
+                )
+        else:
+            warnings.warn(f"cached index {path} does not match the data; rebuilding", stacklevel=2)
+    start = time.perf_counter()
+    index = backend.build(_counting(prefix_chunks(emb.database, dim), on_chunk), dim)
+    seconds = time.perf_counter() - start
+    if path is not None:
+        with atomic_path(path) as tmp:
+            backend.write(index, str(tmp))
+        write_json(meta_path, {"key": meta, "build_seconds": seconds})
+    return index, seconds
+
+
+def _counting(chunks, on_chunk):
+    for chunk in chunks:
+        yield chunk
+        if on_chunk:
+            on_chunk(len(chunk))

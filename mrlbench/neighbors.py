@@ -1,0 +1,45 @@
+"""Neighbour files: int64 ids, one row per query, best first. ``.npy`` by default; the
+reference pipeline's CSV (no header, no index column) on request and on read."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mrlbench.errors import DataError
+from mrlbench.store import atomic_write, load_npy, save_npy
+
+
+def save(stem: str | Path, ids: np.ndarray, csv: bool = False) -> Path:
+    """Write ``{stem}.npy`` (and ``{stem}.csv`` with ``csv``); returns the ``.npy`` path."""
+    stem = Path(stem)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    npy = stem.with_name(stem.name + ".npy")
+    save_npy(npy, ids)
+    if csv:
+        atomic_write(
+            stem.with_name(stem.name + ".csv"),
+            lambda f: np.savetxt(f, ids, fmt="%d", delimiter=","),
+        )
+    return npy
+
+
+def load(path: str | Path) -> np.ndarray:
+    """Read neighbours from ``.npy`` (memory-mapped) or the reference ``.csv``."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        if not path.is_file():
+            raise DataError(f"file not found: {path}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ids = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
+        except ValueError as exc:
+            raise DataError(f"{path}: not a neighbour CSV of integers ({exc})") from None
+    else:
+        ids = load_npy(path)
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise DataError(f"{path}: expected a 2-d integer array, got {ids.dtype} {ids.shape}")
+    return ids

@@ -1,0 +1,176 @@
+"""Plugin loading (pluggy) and the component registry the core owns."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from mrlbench import hookspecs
+from mrlbench.errors import ConfigError
+from mrlbench.types import Backend, Component, Dataset, Encoder, Strategy
+
+PLUGINS_DIR_ENV = "MRLBENCH_PLUGINS_DIR"
+BLOCK_ENV = "MRLBENCH_BLOCK_PLUGINS"  # comma-separated plugin (entry point) names to skip
+
+KINDS: dict[str, type[Component]] = {
+    "encoder": Encoder,
+    "backend": Backend,
+    "strategy": Strategy,
+    "dataset": Dataset,
+}
+_HOOKS = {
+    "encoder": "mrlbench_register_encoders",
+    "backend": "mrlbench_register_backends",
+    "strategy": "mrlbench_register_strategies",
+    "dataset": "mrlbench_register_datasets",
+}
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registered component class and the package (or file) that registered it."""
+
+    cls: type[Component]
+    kind: str
+    source: str
+
+
+class Registry:
+    """Every component, by kind and name."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, dict[str, Registered]] = {kind: {} for kind in KINDS}
+
+    def register(self, kind: str, source: str) -> Callable[[type], None]:
+        """The ``register`` callback handed to one plugin's hook."""
+
+        def register(cls: type) -> None:
+            base = KINDS[kind]
+            if not (inspect.isclass(cls) and issubclass(cls, base)):
+                raise ConfigError(f"plugin {source}: {cls!r} is not a {base.__name__} subclass")
+            name = getattr(cls, "name", None)
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"plugin {source}: {cls.__name__} has no string 'name'")
+            if name in self._items[kind]:
+                other = self._items[kind][name].source
+                raise ConfigError(
+                    f"duplicate {kind} name '{name}': registered by {other} and by {source}"
+                )
+            self._items[kind][name] = Registered(cls, kind, source)
+
+        return register
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._items[kind])
+
+    def get(self, kind: str, name: str) -> Registered:
+        try:
+            return self._items[kind][name]
+        except KeyError:
+            known = ", ".join(self.names(kind)) or "none"
+            raise ConfigError(f"unknown {kind} plugin '{name}' (known: {known})") from None
+
+    def all(self) -> list[Registered]:
+        return [item for kind in KINDS for _, item in sorted(self._items[kind].items())]
+
+    def create(self, kind: str, table: Mapping[str, Any]) -> tuple[str, Component]:
+        """Instantiate a component from a config table: ``plugin``, optional ``name`` label,
+        the other keys as keyword arguments. Returns (label, component)."""
+        table = dict(table)
+        plugin = table.pop("plugin", None)
+        if not isinstance(plugin, str):
+            known = ", ".join(self.names(kind)) or "none"
+            raise ConfigError(f'every {kind} table needs plugin = "..." (known: {known})')
+        cls = self.get(kind, plugin).cls
+        label = table.pop("name", None)
+        if label is not None and not isinstance(label, str):
+            raise ConfigError(f"{kind} plugin '{plugin}': name must be a string")
+        check_arguments(cls, table, f"{kind} plugin '{plugin}'")
+        try:
+            component = cls(**table)
+        except ConfigError as exc:
+            raise ConfigError(f"{kind} plugin '{plugin}': {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{kind} plugin '{plugin}': {exc}") from None
+        return (label or plugin), component
+
+
+def check_arguments(cls: type, table: Mapping[str, Any], what: str) -> None:
+    """Unknown and missing keyword arguments are errors naming the plugin and the key."""
+    params = [
+        p
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL,)
+    ]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    accepted = {p.name for p in params}
+    for key in table:
+        if key not in accepted:
+            known = ", ".join(sorted(accepted)) or "none"
+            raise ConfigError(f"{what}: unknown key '{key}' (known keys: {known})")
+    for p in params:
+        if p.default is p.empty and p.name not in table:
+            raise ConfigError(f"{what}: missing required key '{p.name}'")
+
+
+def plugin_manager(plugins_dir: str | os.PathLike[str] | None = None) -> pluggy.PluginManager:
+    """Load entry-point plugins (built-ins included) and one-file plugins from a folder."""
+    pm = pluggy.PluginManager("mrlbench")
+    pm.add_hookspecs(hookspecs)
+    for blocked in filter(None, os.environ.get(BLOCK_ENV, "").split(",")):
+        pm.set_blocked(blocked.strip())
+    pm.load_setuptools_entrypoints("mrlbench")
+    folder = plugins_dir or os.environ.get(PLUGINS_DIR_ENV)
+    if folder:
+        _load_folder(pm, Path(folder))
+    pm.check_pending()
+    return pm
+
+
+def _load_folder(pm: pluggy.PluginManager, folder: Path) -> None:
+    if not folder.is_dir():
+        raise ConfigError(f"plugins folder not found: {folder}")
+    for path in sorted(folder.glob("*.py")):
+        module_name = f"mrlbench_dir_plugin_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"cannot load plugin file {path}")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ConfigError(f"plugin file {path} failed to import: {exc}") from None
+        pm.register(module, name=f"{path.name} (plugins dir)")
+
+
+def _sources(pm: pluggy.PluginManager) -> dict[int, str]:
+    sources = {id(plugin): pm.get_name(plugin) or "?" for plugin in pm.get_plugins()}
+    for plugin, dist in pm.list_plugin_distinfo():
+        sources[id(plugin)] = dist.metadata["name"]
+    return sources
+
+
+def build_registry(pm: pluggy.PluginManager) -> Registry:
+    """Call every plugin's register hooks; each component records its source package."""
+    registry = Registry()
+    sources = _sources(pm)
+    for kind, hook_name in _HOOKS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            impl.function(registry.register(kind, sources.get(id(impl.plugin), impl.plugin_name)))
+    return registry
+
+
+def load(
+    plugins_dir: str | os.PathLike[str] | None = None,
+) -> tuple[pluggy.PluginManager, Registry]:
+    """The plugin manager and the registry built from it."""
+    pm = plugin_manager(plugins_dir)
+    return pm, build_registry(pm)

@@ -1,0 +1,105 @@
+"""Files at the edges: atomic writes, safe ``.npy`` loading and content fingerprints."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from mrlbench.errors import DataError
+
+HASH_CHUNK_BYTES = 64 << 20
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it is renamed onto ``path`` only if the
+    block succeeds, so an interrupted write never leaves a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
+    """Write through ``write(file)`` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any | None:
+    """The parsed file, or None when it is missing or not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+
+
+def load_npy(path: str | os.PathLike[str], mmap: bool = True) -> np.ndarray:
+    """Load a ``.npy`` file memory-mapped, never unpickling; any fault is a DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as exc:
+        text = str(exc)
+        if "pickle" in text.lower() or "object" in text.lower():
+            raise DataError(f"{path}: holds Python objects (pickled); refusing to load") from None
+        raise DataError(f"{path}: not a valid .npy file ({text})") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read .npy file ({exc})") from None
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{path}: not a single .npy array")
+    if array.dtype.hasobject:
+        raise DataError(f"{path}: holds Python objects (pickled); refusing to load")
+    return array
+
+
+def scan(array: np.ndarray, rows: int = 0, finite: bool = True) -> str:
+    """One pass over ``array`` in row chunks: a blake2b content hash (with shape and
+    dtype), checking on the way that every value is finite (DataError otherwise)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((array.shape, str(array.dtype))).encode())
+    row_bytes = max(1, array.itemsize * int(np.prod(array.shape[1:], dtype=np.int64)))
+    rows = rows or max(1, HASH_CHUNK_BYTES // row_bytes)
+    for start in range(0, len(array), rows):
+        chunk = np.ascontiguousarray(array[start : start + rows])
+        if finite and not np.isfinite(chunk).all():
+            bad = start + int(np.argwhere(~np.isfinite(chunk))[0][0])
+            raise DataError(f"NaN or Inf in the array (first at row {bad})")
+        digest.update(chunk.data)
+    return digest.hexdigest()

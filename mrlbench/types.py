@@ -1,0 +1,170 @@
+"""Values that cross module lines (frozen dataclasses) and the component base classes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+
+# ---------------------------------------------------------------------------------- values
+@dataclass(frozen=True)
+class Embeddings:
+    """Database and query arrays of one representation; the arrays may be memory-mapped.
+
+    The first ``d`` columns of ``database``/``queries`` are the size-``d`` prefix.
+    """
+
+    database: np.ndarray  # (n, D) floating
+    queries: np.ndarray  # (m, D) floating
+    database_labels: np.ndarray  # (n,) int64
+    query_labels: np.ndarray  # (m,) int64
+    dataset: str  # name of the database dataset, e.g. "1K"
+    query_dataset: str  # name of the query dataset, e.g. "1K" or "V2"
+    fingerprint: str  # content hash of the database array (index cache key)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One k-NN search a strategy needs: ``k`` neighbours at prefix size ``dim``."""
+
+    dim: int
+    k: int
+
+
+@dataclass(frozen=True)
+class Shortlist:
+    """The result of one k-NN search over every query."""
+
+    ids: np.ndarray  # (m, k) int64, best first, -1 where fewer than k were found
+    seconds: float  # search wall-clock, all queries (index build excluded)
+    mflops_per_query: float
+    build_seconds: float  # index build (0 when loaded from the cache)
+    device: str
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What a strategy returns for one leaderboard row."""
+
+    label: str
+    dims: tuple[int, ...]
+    shortlists: tuple[int, ...]
+    ids: np.ndarray  # (m, k) int64 final neighbours, best first
+    mflops_per_query: float
+    seconds: float  # retrieval wall-clock for all queries: search plus reranks
+    build_seconds: float
+    stem: str | None = None  # neighbours file stem under neighbors/, None if already written
+
+
+class RetrievalContext(Protocol):
+    """What the runner offers a strategy while it runs."""
+
+    model: str  # encoder label: the neighbours sub-folder
+    dataset: str  # query dataset name used in file names
+    index_name: str  # "exactl2", "hnsw32", ...
+    n_database: int
+
+    def search(self, dim: int, k: int) -> Shortlist:
+        """The k-NN shortlist at prefix size ``dim`` (searched before ``run``)."""
+        ...
+
+    def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
+        """Re-order ``ids`` by L2 between normalised ``dim``-prefixes; (best ``keep``, seconds)."""
+        ...
+
+
+# ------------------------------------------------------------------------------ components
+class Component(ABC):
+    """Base of every plugin component. ``name`` is the ``plugin = "..."`` config value."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+
+    @classmethod
+    def availability(cls) -> str | None:
+        """``None`` when the component can run here, else the reason it cannot."""
+        return None
+
+    @classmethod
+    def where(cls) -> str:
+        """Where it would run here (shown by ``mrlbench plugins``)."""
+        return ""
+
+
+class Encoder(Component):
+    """Produces database/query embeddings for every prefix size it offers."""
+
+    kind = "encoder"
+
+    @property
+    @abstractmethod
+    def dims(self) -> tuple[int, ...]:
+        """The nesting (prefix) sizes this encoder offers, ascending."""
+
+    @abstractmethod
+    def embeddings(self, dim: int) -> Embeddings:
+        """Arrays whose first ``dim`` columns are the size-``dim`` representation."""
+
+
+class Backend(Component):
+    """Builds an index over normalised prefixes and searches it."""
+
+    kind = "backend"
+
+    @property
+    @abstractmethod
+    def index_name(self) -> str:
+        """Index name used in file names: ``exactl2``, ``hnsw32``, ..."""
+
+    @property
+    def device(self) -> str:
+        return "CPU"
+
+    def params(self) -> dict[str, Any]:
+        """Build parameters; a cached index is reused only when they match."""
+        return {}
+
+    @abstractmethod
+    def build(self, chunks: Iterable[np.ndarray], dim: int) -> Any:
+        """Build an index from row chunks of L2-normalised float32 ``dim``-prefixes."""
+
+    @abstractmethod
+    def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+        """Search normalised queries; returns (ids (m, k) int64, distance computations/query)."""
+
+    @abstractmethod
+    def write(self, index: Any, path: str) -> None:
+        """Write the index to ``path`` (the caller makes it atomic)."""
+
+    @abstractmethod
+    def read(self, path: str) -> Any:
+        """Read an index written by ``write``; raise on a corrupt file."""
+
+
+class Strategy(Component):
+    """Turns k-NN searches (and reranks) into leaderboard rows."""
+
+    kind = "strategy"
+
+    @abstractmethod
+    def searches(self, dims: Sequence[int], n_database: int) -> list[SearchRequest]:
+        """The searches ``run`` will ask for, given the encoder's ``dims`` and the
+        database size."""
+
+    @abstractmethod
+    def run(self, ctx: RetrievalContext) -> list[Retrieval]:
+        """Produce one ``Retrieval`` per leaderboard row."""
+
+
+class Dataset(Component):
+    """A labelled image collection split into a database and a query set."""
+
+    kind = "dataset"
+
+    @abstractmethod
+    def split(self, which: str) -> Sequence[tuple[Any, int]]:
+        """``"database"`` or ``"queries"``: a sequence of (image, label) pairs."""

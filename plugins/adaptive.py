@@ -1,0 +1,56 @@
+"""Strategy ``adaptive``: shortlist at a small prefix, rerank the shortlist at a large one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mrlbench.cost import rerank_mflops
+from mrlbench.errors import ConfigError
+from mrlbench.hookspecs import hookimpl
+from mrlbench.naming import adaptive_stem
+from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
+
+
+class Adaptive(Strategy):
+    name = "adaptive"
+
+    def __init__(self, shortlist_dim: int = 16, rerank_dim: int = 2048, shortlist: int = 200):
+        if min(shortlist_dim, rerank_dim, shortlist) < 1:
+            raise ConfigError("shortlist_dim, rerank_dim and shortlist must be positive")
+        if rerank_dim <= shortlist_dim:
+            raise ConfigError(
+                f"rerank_dim ({rerank_dim}) must be larger than shortlist_dim ({shortlist_dim})"
+            )
+        self.shortlist_dim, self.rerank_dim, self.shortlist = shortlist_dim, rerank_dim, shortlist
+
+    def searches(self, dims: Sequence[int], n_database: int) -> list[SearchRequest]:
+        return [SearchRequest(self.shortlist_dim, self.shortlist)]
+
+    def run(self, ctx: RetrievalContext) -> list[Retrieval]:
+        found = ctx.search(self.shortlist_dim, self.shortlist)
+        ids, seconds = ctx.rerank(found.ids, self.rerank_dim, self.shortlist)
+        return [
+            Retrieval(
+                label=f"adaptive {self.shortlist_dim}->{self.rerank_dim} @{self.shortlist}",
+                dims=(self.shortlist_dim, self.rerank_dim),
+                shortlists=(self.shortlist,),
+                ids=ids,
+                mflops_per_query=found.mflops_per_query
+                + rerank_mflops([(self.shortlist, self.rerank_dim)]),
+                seconds=found.seconds + seconds,
+                build_seconds=found.build_seconds,
+                stem=adaptive_stem(
+                    ctx.model,
+                    self.shortlist_dim,
+                    self.rerank_dim,
+                    self.shortlist,
+                    ctx.dataset,
+                    ctx.index_name,
+                ),
+            )
+        ]
+
+
+@hookimpl
+def mrlbench_register_strategies(register):
+    register(Adaptive)

@@ -1,0 +1,79 @@
+"""Encoder ``arrays``: precomputed embedding arrays in the reference pipeline's naming."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mrlbench.arrays import CONFIG_RE, load_embeddings
+from mrlbench.errors import ConfigError, DataError
+from mrlbench.hookspecs import hookimpl
+from mrlbench.types import Embeddings, Encoder
+
+NESTING = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+
+
+class ArraysEncoder(Encoder):
+    """Reads ``{dataset}_{train|val}_{config}-X.npy/-y.npy`` from ``path``.
+
+    ``config`` is one array set whose prefixes give every dim (MRL); ``configs`` maps a
+    dim to its own array set (fixed-feature models, one per size), e.g.
+    ``configs = {8 = "mrl0_e0_ff8", 2048 = "mrl0_e0_ff2048"}``.
+    """
+
+    name = "arrays"
+
+    def __init__(
+        self,
+        path: str,
+        dataset: str = "1K",
+        config: str | None = None,
+        configs: Mapping[str, str] | None = None,
+        dims: list[int] | None = None,
+        query_dataset: str | None = None,
+    ) -> None:
+        if (config is None) == (configs is None):
+            raise ConfigError("give exactly one of 'config' or 'configs'")
+        self.path, self.dataset, self.query_dataset = path, dataset, query_dataset
+        by_dim = {int(d): c for d, c in (configs or {}).items()}
+        self._configs = by_dim
+        self._config = config
+        if dims is None:
+            dims = sorted(by_dim) if by_dim else _default_dims(config or "")
+        self._dims = tuple(sorted(int(d) for d in dims))
+        if not self._dims or min(self._dims) < 1:
+            raise ConfigError("dims must be positive integers")
+        missing = [d for d in self._dims if by_dim and d not in by_dim]
+        if missing:
+            raise ConfigError(f"no entry in 'configs' for dims {missing}")
+        self._loaded: dict[str, Embeddings] = {}
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self._dims
+
+    def embeddings(self, dim: int) -> Embeddings:
+        config = self._configs.get(dim) or self._config
+        if config is None:
+            raise ConfigError(f"no array set for dim {dim}")
+        if config not in self._loaded:
+            self._loaded[config] = load_embeddings(
+                self.path, self.dataset, config, query_dataset=self.query_dataset
+            )
+        emb = self._loaded[config]
+        if dim > emb.database.shape[1]:
+            raise DataError(
+                f"dim {dim} is larger than the arrays for {config} ({emb.database.shape[1]} dims)"
+            )
+        return emb
+
+
+def _default_dims(config: str) -> list[int]:
+    match = CONFIG_RE.match(config)
+    if not match:
+        return list(NESTING)
+    return [d for d in NESTING if d <= int(match.group(3))] or [int(match.group(3))]
+
+
+@hookimpl
+def mrlbench_register_encoders(register):
+    register(ArraysEncoder)

@@ -1,0 +1,53 @@
+"""Strategy ``flat``: single-shot k-NN at each prefix size, one leaderboard row per dim."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mrlbench.errors import ConfigError
+from mrlbench.hookspecs import hookimpl
+from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
+
+DEFAULT_K = 2048  # the reference's shortlist length (the FAISS GPU maximum)
+
+
+class Flat(Strategy):
+    """``dims`` defaults to every dim the encoder offers; ``k`` to min(2048, database)."""
+
+    name = "flat"
+
+    def __init__(self, dims: list[int] | None = None, k: int | None = None) -> None:
+        if dims is not None and (not dims or any(int(d) < 1 for d in dims)):
+            raise ConfigError("dims must be a non-empty list of positive integers")
+        if k is not None and k < 1:
+            raise ConfigError("k must be a positive integer")
+        self.dims = None if dims is None else sorted({int(d) for d in dims})
+        self.k = k
+        self._requests: list[SearchRequest] = []
+
+    def searches(self, dims: Sequence[int], n_database: int) -> list[SearchRequest]:
+        k = self.k if self.k is not None else min(DEFAULT_K, n_database)
+        self._requests = [SearchRequest(d, k) for d in (self.dims or dims)]
+        return self._requests
+
+    def run(self, ctx: RetrievalContext) -> list[Retrieval]:
+        rows = []
+        for req in self._requests:
+            found = ctx.search(req.dim, req.k)
+            rows.append(
+                Retrieval(
+                    label=f"flat@{req.dim}",
+                    dims=(req.dim,),
+                    shortlists=(req.k,),
+                    ids=found.ids,
+                    mflops_per_query=found.mflops_per_query,
+                    seconds=found.seconds,
+                    build_seconds=found.build_seconds,
+                )
+            )
+        return rows
+
+
+@hookimpl
+def mrlbench_register_strategies(register):
+    register(Flat)
