@@ -23,7 +23,7 @@ from mrlbench.store import write_json, write_text
 
 # Wide tables in logs and pipes; a terminal's own width when there is one.
 console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 class State:

@@ -73,6 +73,9 @@ def load_npy(path: str | os.PathLike[str], mmap: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise DataError(f"{path}: not a valid .npy file (no NumPy header)")
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as exc:

@@ -1,0 +1,91 @@
+"""Shared fixtures: small embedding arrays in the reference naming, the CLI in-process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrlbench.cli import main
+from mrlbench.plugins import load
+from mrlbench_plugins.synthetic import synthetic_arrays
+
+
+@dataclass
+class Arrays:
+    folder: Path
+    xb: np.ndarray
+    xq: np.ndarray
+    yb: np.ndarray
+    yq: np.ndarray
+    dataset: str = "1K"
+    config: str = "mrl1_e0_ff64"
+
+
+def write_arrays(
+    folder: Path,
+    n_database: int = 3000,
+    n_queries: int = 200,
+    dim: int = 64,
+    classes: int = 10,
+    seed: int = 0,
+    dataset: str = "1K",
+    config: str = "mrl1_e0_ff64",
+    float16_labels: bool = True,
+) -> Arrays:
+    """Write database (train) and query (val) arrays as the reference inference script did
+    (float32 X, float16 (n, 1) labels), or with int32 labels."""
+    xb, xq, yb, yq = synthetic_arrays(n_database, n_queries, dim, classes, seed, 0.7, 0.8)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, x, y in (("train", xb, yb), ("val", xq, yq)):
+        np.save(folder / f"{dataset}_{split}_{config}-X.npy", x)
+        labels = y.astype(np.float16).reshape(-1, 1) if float16_labels else y.astype(np.int32)
+        np.save(folder / f"{dataset}_{split}_{config}-y.npy", labels)
+    return Arrays(folder, xb, xq, yb, yq, dataset, config)
+
+
+@pytest.fixture
+def arrays(tmp_path: Path) -> Arrays:
+    return write_arrays(tmp_path / "arrays")
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load()[1]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``mrlbench ARGS`` in-process; returns exit code, stdout and stderr."""
+
+    def invoke(*args: str) -> Result:
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+def normalized(x: np.ndarray, dim: int) -> np.ndarray:
+    p = np.asarray(x[:, :dim], dtype=np.float64)
+    return p / np.linalg.norm(p, axis=1, keepdims=True)
+
+
+def brute_force(xb: np.ndarray, xq: np.ndarray, dim: int, k: int) -> np.ndarray:
+    """Exact k-NN by L2 between normalised prefixes, in float64 numpy."""
+    b, q = normalized(xb, dim), normalized(xq, dim)
+    dist = (q**2).sum(1)[:, None] - 2 * q @ b.T + (b**2).sum(1)[None, :]
+    return np.argsort(dist, axis=1, kind="stable")[:, :k]

@@ -1,0 +1,112 @@
+"""Metrics against hand computation, a per-query brute force of DESIGN.md's definitions,
+and the reference notebook's function (re-created verbatim)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mrlbench import metrics
+
+
+def reference_notebook(val_classes, db_classes, neighbors, k):
+    """``compute_mAP_recall_at_k`` from RAIVNLab/MRL retrieval/compute_metrics.ipynb."""
+    APs = list()
+    precision, recall, topk = [], [], []
+    for i in range(val_classes.shape[0]):
+        target = val_classes[i]
+        indices = neighbors[i, :][:k]
+        labels = db_classes[indices]
+        matches = labels == target
+        hits = np.sum(matches)
+        topk.append(1 if hits > 0 else 0)
+        tps = np.cumsum(matches)
+        recall.append(np.sum(matches) / 1300)
+        precision.append(np.sum(matches) / k)
+        precs = tps.astype(float) / np.arange(1, k + 1, 1)
+        APs.append(np.sum(precs[matches.squeeze()]) / k)
+    return np.mean(APs), np.mean(precision), np.mean(recall), np.mean(topk)
+
+
+def definitions(ids, yb, yq, k):
+    """DESIGN.md's standard definitions, one query at a time."""
+    aps, precs, recalls, accs = [], [], [], []
+    for q in range(len(yq)):
+        rel = [1 if (n >= 0 and yb[n] == yq[q]) else 0 for n in ids[q, :k]]
+        r_q = int((yb == yq[q]).sum())
+        p = [sum(rel[: i + 1]) / (i + 1) for i in range(len(rel))]
+        aps.append(sum(r * pi for r, pi in zip(rel, p, strict=True)) / min(k, r_q) if r_q else 0)
+        precs.append(sum(rel) / k)
+        recalls.append(sum(rel) / r_q if r_q else 0)
+        accs.append(1 if sum(rel) else 0)
+    return np.mean(aps), np.mean(precs), np.mean(recalls), np.mean(accs)
+
+
+def test_hand_computed_case():
+    yb = np.array([0, 0, 1, 1, 1])
+    yq = np.array([0, 1])
+    ids = np.array([[0, 2, 1], [2, 0, -1]])
+    m = metrics.compute(ids, yb, yq, [1, 3])
+    # query 0: rel = 1,0,1; P = 1, 1/2, 2/3; R = 2 -> AP@3 = (1 + 2/3) / 2 = 5/6
+    # query 1: rel = 1,0,0 (-1 is not relevant); R = 3 -> AP@3 = 1 / 3
+    assert m["top1"] == 1.0
+    assert m["mAP@3"] == pytest.approx((5 / 6 + 1 / 3) / 2)
+    assert m["precision@3"] == pytest.approx((2 / 3 + 1 / 3) / 2)
+    assert m["recall@3"] == pytest.approx((2 / 2 + 1 / 3) / 2)
+    assert m["topk_acc@3"] == 1.0
+    assert m["mAP@1"] == 1.0
+    paper = metrics.compute(ids, yb, yq, [3], mode="mrl-paper")
+    assert paper["mAP@3"] == pytest.approx(((1 + 2 / 3) / 3 + 1 / 3) / 2)
+    assert paper["recall@3"] == pytest.approx((2 / 1300 + 1 / 1300) / 2)
+
+
+def test_standard_matches_definitions_brute_force():
+    rng = np.random.default_rng(1)
+    yb = rng.integers(0, 7, 500)
+    yq = rng.integers(0, 8, 60)  # class 7 is absent from the database: R_q = 0
+    ids = rng.integers(-1, 500, (60, 40))
+    got = metrics.compute(ids, yb, yq, [5, 10, 40])
+    for k in (5, 10, 40):
+        ap, prec, rec, acc = definitions(ids, yb, yq, k)
+        assert got[f"mAP@{k}"] == pytest.approx(ap, abs=1e-12)
+        assert got[f"precision@{k}"] == pytest.approx(prec, abs=1e-12)
+        assert got[f"recall@{k}"] == pytest.approx(rec, abs=1e-12)
+        assert got[f"topk_acc@{k}"] == pytest.approx(acc, abs=1e-12)
+
+
+def test_mrl_paper_mode_equals_the_reference_notebook():
+    rng = np.random.default_rng(2)
+    yb = rng.integers(0, 20, 4000).astype(np.float16).reshape(-1, 1)  # as the reference saved
+    yq = rng.integers(0, 20, 300).astype(np.float16).reshape(-1, 1)
+    ids = rng.integers(0, 4000, (300, 100))
+    got = metrics.compute(
+        ids, yb[:, 0].astype(np.int64), yq[:, 0].astype(np.int64), [10, 25, 100], mode="mrl-paper"
+    )
+    assert got["top1"] == np.sum(yb[ids[:, 0]] == yq) / yq.shape[0]
+    for k in (10, 25, 100):
+        ap, prec, rec, acc = reference_notebook(yq, yb, ids, k)
+        assert f"{got[f'mAP@{k}']:f}" == f"{ap:f}"  # the notebook prints %f
+        assert got[f"mAP@{k}"] == pytest.approx(ap, rel=1e-12)
+        assert got[f"precision@{k}"] == pytest.approx(prec, rel=1e-12)
+        assert got[f"recall@{k}"] == pytest.approx(rec, rel=1e-12)
+        assert got[f"topk_acc@{k}"] == pytest.approx(acc, rel=1e-12)
+
+
+def test_cut_off_longer_than_the_lists_is_undefined():
+    yb, yq = np.array([0, 1, 0]), np.array([0])
+    got = metrics.compute(np.array([[0, 2]]), yb, yq, [2, 10])
+    assert got["mAP@2"] == 1.0
+    assert math.isnan(got["mAP@10"]) and math.isnan(got["recall@10"])
+
+
+def test_bad_ids_are_clear_errors():
+    from mrlbench.errors import DataError
+
+    with pytest.raises(DataError, match="outside the database"):
+        metrics.compute(np.array([[5]]), np.array([0, 1]), np.array([0]), [1])
+    with pytest.raises(DataError, match="2 neighbour rows but 1 queries"):
+        metrics.compute(np.array([[0], [1]]), np.array([0, 1]), np.array([0]), [1])
+    with pytest.raises(DataError, match="empty"):
+        metrics.compute(np.zeros((0, 1), int), np.array([0]), np.array([], int), [1])
