@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import write_arrays
+
 from mrlbench.arrays import array_name, load_embeddings, load_labels, mrl_e_alias
 from mrlbench.errors import DataError
 

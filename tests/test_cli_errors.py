@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import write_arrays
 
 MARKER = Path("/tmp/mrlbench-unpickled-marker")

@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import brute_force
-from mrlbench import metrics
-from mrlbench.rerank import cascade
 from reference_pipeline import assert_same_order_up_to_ties, normalize, reference_rerank
 from test_metrics import reference_notebook
+
+from mrlbench import metrics
+from mrlbench.rerank import cascade
 
 
 def last_json(out: str) -> dict:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import brute_force
+from reference_pipeline import normalize, reference_rerank
 
 from mrlbench.rerank import cascade, rerank
-from reference_pipeline import normalize, reference_rerank
-from conftest import brute_force
 
 
 def data(n=2000, m=50, d=256, seed=3):

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import brute_force
+
 from mrlbench import metrics
-from mrlbench.rerank import cascade
 from mrlbench.report import columns
+from mrlbench.rerank import cascade
 
 CONFIG = """
 [run]

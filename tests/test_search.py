@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import brute_force
+from mrlbench_plugins.faiss_exact import FaissExact
+from mrlbench_plugins.faiss_hnsw import FaissHNSW
+from mrlbench_plugins.synthetic import synthetic_arrays
+
 from mrlbench.errors import DataError
 from mrlbench.index_cache import index_path, load_or_build
 from mrlbench.search import search_dim
 from mrlbench.store import scan
 from mrlbench.types import Embeddings
-from mrlbench_plugins.faiss_exact import FaissExact
-from mrlbench_plugins.faiss_hnsw import FaissHNSW
-from mrlbench_plugins.synthetic import synthetic_arrays
 
 
 @pytest.fixture(scope="module")
