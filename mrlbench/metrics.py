@@ -14,7 +14,9 @@ undefined (NaN), as the notebook drops it; ids of -1 are not relevant.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -37,17 +39,21 @@ def relevance(
 ) -> np.ndarray:
     """(m, k) bool: whether each of the first k neighbours shares the query's label.
     Ids of -1, and places past the end of a short list, are not relevant."""
-    ids = np.asarray(ids[:, :k], dtype=np.int64)
+    ids = np.asarray(ids[:, :k])
     if len(ids) != len(query_labels):
         raise DataError(f"{len(ids)} neighbour rows but {len(query_labels)} queries")
     if ids.size and ids.max() >= len(database_labels):
         raise DataError(
             f"neighbour id {int(ids.max())} is outside the database ({len(database_labels)} rows)"
         )
-    if ids.size and ids.min() < -1:
-        raise DataError(f"neighbour id {int(ids.min())} is negative")
-    valid = ids >= 0
-    rel = (database_labels[np.where(valid, ids, 0)] == query_labels[:, None]) & valid
+    low = int(ids.min()) if ids.size else 0
+    if low < -1:
+        raise DataError(f"neighbour id {low} is negative")
+    if low == -1:
+        valid = ids >= 0
+        rel = (database_labels[np.where(valid, ids, 0)] == query_labels[:, None]) & valid
+    else:
+        rel = database_labels[ids] == query_labels[:, None]
     if rel.shape[1] < k:
         rel = np.pad(rel, ((0, 0), (0, k - rel.shape[1])))
     return rel
@@ -55,10 +61,27 @@ def relevance(
 
 def class_sizes(database_labels: np.ndarray, query_labels: np.ndarray) -> np.ndarray:
     """R_q: how many database items carry each query's label (0 if none)."""
+    if len(database_labels) == 0:
+        return np.zeros(len(query_labels), dtype=np.int64)
+    low, high = int(database_labels.min()), int(database_labels.max())
+    if low >= 0 and high < 4 * len(database_labels) + (1 << 20):  # class ids: count directly
+        counts = np.bincount(database_labels, minlength=high + 1)
+        inside = (query_labels >= 0) & (query_labels <= high)
+        return np.where(inside, counts[np.clip(query_labels, 0, high)], 0)
     classes, counts = np.unique(database_labels, return_counts=True)
-    pos = np.clip(np.searchsorted(classes, query_labels), 0, max(len(classes) - 1, 0))
-    found = classes[pos] == query_labels if len(classes) else np.zeros(len(query_labels), bool)
-    return np.where(found, counts[pos] if len(classes) else 0, 0)
+    pos = np.clip(np.searchsorted(classes, query_labels), 0, len(classes) - 1)
+    return np.where(classes[pos] == query_labels, counts[pos], 0)
+
+
+QUERY_CHUNK = 4096  # queries per step: temporaries stay small and in cache
+
+
+def _compact(database_labels: np.ndarray, query_labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Labels as int32 when they fit (a smaller table to gather from), else as given."""
+    both = (database_labels, query_labels)
+    if all(len(x) == 0 or (x.min() >= -(2**31) and x.max() < 2**31) for x in both):
+        return tuple(np.asarray(x, dtype=np.int32) for x in both)
+    return both
 
 
 def compute(
@@ -68,39 +91,62 @@ def compute(
     ks: Sequence[int],
     mode: str = "standard",
 ) -> dict[str, float]:
-    """Every metric of ``metric_names(ks)``; NaN where a mode leaves one undefined."""
+    """Every metric of ``metric_names(ks)``; NaN where a cut-off is longer than the lists."""
     if mode not in MODES:
         raise ValueError(f"unknown metrics mode '{mode}' (known: {', '.join(MODES)})")
-    if len(query_labels) == 0:
+    m = len(query_labels)
+    if m == 0:
         raise DataError("the query set is empty")
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] < 1:
         raise ValueError("metric cut-offs must be positive integers")
     n_cols = ids.shape[1]
-    rel = relevance(ids, database_labels, query_labels, max(ks[-1], 1))
-    hits_cum = np.cumsum(rel, axis=1)
-    precisions = hits_cum / np.arange(1, rel.shape[1] + 1)
-    out: dict[str, float] = {"top1": float(rel[:, 0].mean())}
-    sizes = class_sizes(database_labels, query_labels)
-    per_k: dict[str, dict[int, float]] = {"mAP": {}, "precision": {}, "recall": {}, "topk_acc": {}}
+    defined = [k for k in ks if k <= n_cols]
+    width = max([1, *defined])
+    top1 = np.empty(m, dtype=bool)
+    hits = {k: np.empty(m, dtype=np.int64) for k in defined}
+    ap_sums = {k: np.empty(m, dtype=np.float64) for k in defined}
+    positions = np.arange(1, width + 1, dtype=np.float64)
+    db_labels, q_labels = _compact(database_labels, query_labels)
+
+    def chunk(start: int) -> None:
+        part = slice(start, start + QUERY_CHUNK)
+        rel = relevance(ids[part], db_labels, q_labels[part], width)
+        cum = np.cumsum(rel, axis=1, dtype=np.int32)
+        ap_cum = np.cumsum(np.where(rel, cum / positions, 0.0), axis=1)  # sum_i rel_i * P_i
+        top1[part] = rel[:, 0]
+        for k in defined:
+            hits[k][part] = cum[:, k - 1]
+            ap_sums[k][part] = ap_cum[:, k - 1]
+
+    # numpy releases the GIL in these array operations: chunks run on every core
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(chunk, range(0, m, QUERY_CHUNK)))
+    sizes = class_sizes(database_labels, query_labels) if mode == "standard" else None
+    nan = float("nan")
+    out: dict[str, float] = {"top1": float(top1.mean())}
+    columns: dict[str, dict[int, float]] = {
+        "mAP": {},
+        "precision": {},
+        "recall": {},
+        "topk_acc": {},
+    }
     for k in ks:
-        if k > n_cols:
-            for values in per_k.values():
-                values[k] = float("nan")
+        if k not in hits:
+            for values in columns.values():
+                values[k] = nan
             continue
-        hits = hits_cum[:, k - 1]
-        ap_sum = np.where(rel[:, :k], precisions[:, :k], 0.0).sum(axis=1)
-        if mode == "mrl-paper":
-            ap = ap_sum / k
-            recall = hits / PAPER_RECALL_DENOMINATOR
+        if sizes is None:  # mrl-paper
+            ap = ap_sums[k] / k
+            recall = hits[k] / PAPER_RECALL_DENOMINATOR
         else:
-            ap = _safe_divide(ap_sum, np.minimum(k, sizes))
-            recall = _safe_divide(hits, sizes)
-        per_k["mAP"][k] = float(ap.mean())
-        per_k["precision"][k] = float((hits / k).mean())
-        per_k["recall"][k] = float(recall.mean())
-        per_k["topk_acc"][k] = float((hits > 0).mean())
-    for name, values in per_k.items():
+            ap = _safe_divide(ap_sums[k], np.minimum(k, sizes))
+            recall = _safe_divide(hits[k], sizes)
+        columns["mAP"][k] = float(ap.mean())
+        columns["precision"][k] = float((hits[k] / k).mean())
+        columns["recall"][k] = float(recall.mean())
+        columns["topk_acc"][k] = float((hits[k] > 0).mean())
+    for name, values in columns.items():
         out.update({f"{name}@{k}": values[k] for k in ks})
     return out
 

@@ -99,6 +99,7 @@ class Context:
         self.dataset = first.query_dataset
         self.index_name = self.backend.index_name
         self.n_database = len(first.database)
+        self.n_queries = len(first.queries)
         self.labels = (first.database_labels, first.query_labels)
         self.data_key = digest(
             [self._fingerprint(self.encoder.embeddings(d)) for d in self.encoder.dims]

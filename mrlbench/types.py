@@ -67,6 +67,7 @@ class RetrievalContext(Protocol):
     dataset: str  # query dataset name used in file names
     index_name: str  # "exactl2", "hnsw32", ...
     n_database: int
+    n_queries: int
 
     def search(self, dim: int, k: int) -> Shortlist:
         """The k-NN shortlist at prefix size ``dim`` (searched before ``run``)."""

@@ -1,16 +1,10 @@
 """The reference pipeline's retrieval loops (RAIVNLab/MRL ``retrieval/reranking.ipynb``),
-re-created as independent references; sklearn's ``normalize`` replaced by numpy."""
+re-created as independent references, with scikit-learn's ``normalize`` as the notebook."""
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def normalize(x: np.ndarray, axis: int = 1) -> np.ndarray:
-    """``sklearn.preprocessing.normalize(x, axis=1)`` (L2; zero rows unchanged)."""
-    norms = np.linalg.norm(x, axis=axis, keepdims=True)
-    norms[norms == 0] = 1
-    return x / norms
+from sklearn.preprocessing import normalize
 
 
 def reference_rerank(db_rerank, queries, use_funnel, rerank_dim, shortlist, neighbors):

@@ -1,0 +1,36 @@
+# One command to set up and run the demo, one to set up and run the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+FAISS  ?= cpu
+OTHER  := $(if $(filter gpu,$(FAISS)),cpu,gpu)
+STAMP  := $(VENV)/.installed-faiss-$(FAISS)
+
+.PHONY: setup run test lint bench clean
+
+# Idempotent: reinstalls only when pyproject.toml changes or FAISS flavour switches.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	-@$(BIN)/python -m pip uninstall --quiet --yes faiss-$(OTHER) 2>/dev/null
+	$(BIN)/python -m pip install --quiet -e '.[faiss-$(FAISS),dev]'
+	@rm -f $(VENV)/.installed-faiss-*
+	@touch $@
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/mrlbench run
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/pytest benchmarks --benchmark-sort=name --benchmark-columns=min,mean,rounds
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .benchmarks

@@ -1,0 +1,5 @@
+"""``python -m mrlbench``."""
+
+from mrlbench.cli import main
+
+main()

@@ -1,0 +1,215 @@
+"""Plugins: discovery, the registry's errors, the plugins folder, a real third-party
+package installed from ``tests/example_plugin``, and hooks kept documented."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mrlbench_plugins.flat import Flat
+
+from mrlbench import hookspecs
+from mrlbench.errors import ConfigError
+from mrlbench.plugins import Registry, load
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "tests" / "example_plugin"
+HOOKS = [
+    name
+    for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+    if name.startswith("mrlbench_")
+]
+
+
+def test_builtins_are_entry_point_plugins(registry):
+    names = {(item.kind, item.cls.name): item.source for item in registry.all()}
+    for key in [
+        ("encoder", "arrays"),
+        ("backend", "faiss-exact"),
+        ("backend", "faiss-hnsw"),
+        ("strategy", "flat"),
+        ("strategy", "adaptive"),
+        ("strategy", "funnel"),
+    ]:
+        assert names[key] == "mrlbench"
+
+
+def test_plugins_command_lists_kind_source_and_availability(cli):
+    r = cli("plugins")
+    assert r.code == 0
+    line = next(line for line in r.out.splitlines() if "faiss-exact" in line)
+    assert "backend" in line and "mrlbench" in line and "yes" in line and "CPU" in line
+
+
+def test_missing_dependency_is_a_reason_not_a_crash(cli, monkeypatch):
+    import mrlbench.faiss_support as fs
+
+    monkeypatch.setattr(
+        fs, "import_faiss", lambda: (_ for _ in ()).throw(fs.UnavailableError(fs.INSTALL_HINT))
+    )
+    r = cli("plugins")
+    assert r.code == 0
+    line = next(line for line in r.out.splitlines() if "faiss-hnsw" in line)
+    assert "no" in line and "FAISS is not installed" in r.out
+
+
+def test_duplicate_names_and_bad_classes_are_errors():
+    reg = Registry()
+    reg.register("strategy", "pkg-a")(Flat)
+    with pytest.raises(
+        ConfigError, match="duplicate strategy name 'flat': registered by pkg-a and by pkg-b"
+    ):
+        reg.register("strategy", "pkg-b")(Flat)
+    with pytest.raises(ConfigError, match="not a Backend subclass"):
+        reg.register("backend", "pkg-a")(Flat)
+
+
+def test_unknown_and_missing_keys_name_plugin_and_key(registry):
+    with pytest.raises(ConfigError, match="strategy plugin 'adaptive': unknown key 'shortlst'"):
+        registry.create("strategy", {"plugin": "adaptive", "shortlst": 3})
+    with pytest.raises(ConfigError, match="encoder plugin 'arrays': missing required key 'path'"):
+        registry.create("encoder", {"plugin": "arrays", "config": "mrl1_e0_ff64"})
+
+
+def test_blocking_a_plugin(monkeypatch):
+    monkeypatch.setenv("MRLBENCH_BLOCK_PLUGINS", "synthetic")
+    _, reg = load()
+    assert "synthetic" not in reg.names("encoder") and "arrays" in reg.names("encoder")
+
+
+PLUGIN_FILE = '''
+from mrlbench import hookimpl
+from mrlbench_plugins.flat import Flat
+
+
+class Shallow(Flat):
+    """Flat search at the smallest dim only."""
+
+    name = "shallow"
+
+    def searches(self, dims, n_database):
+        return super().searches(dims[:1], n_database)
+
+
+@hookimpl
+def mrlbench_register_strategies(register):
+    register(Shallow)
+'''
+
+RUN = """
+[[encoders]]
+plugin = "{encoder}"
+{encoder_args}
+[[backends]]
+plugin = "faiss-exact"
+[[backends]]
+plugin = "{backend}"
+[[strategies]]
+plugin = "flat"
+k = 50
+[[strategies]]
+plugin = "{strategy}"
+"""
+
+
+def test_plugins_dir_option_and_environment(cli, arrays, tmp_path, monkeypatch):
+    folder = tmp_path / "myplugins"
+    folder.mkdir()
+    (folder / "shallow.py").write_text(PLUGIN_FILE)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        RUN.format(
+            encoder="arrays",
+            backend="faiss-hnsw",
+            strategy="shallow",
+            encoder_args=f'path = "{arrays.folder}"\nconfig = "mrl1_e0_ff64"',
+        )
+    )
+    r = cli("--plugins-dir", folder, "run", cfg, "--out", tmp_path / "o1")
+    assert r.code == 0, r.err
+    rows = json.loads((tmp_path / "o1" / "leaderboard.json").read_text())
+    assert [row["label"] for row in rows if row["strategy"] == "shallow"] == ["flat@8"] * 2
+    monkeypatch.setenv("MRLBENCH_PLUGINS_DIR", str(folder))
+    r = cli("plugins")
+    assert "shallow" in r.out and "shallow.py (plugins dir)" in r.out
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory) -> Path:
+    """The example package really installed (pip, entry points) into its own folder."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def mrlbench(site: Path, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("MRLBENCH_PLUGINS_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "mrlbench", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_third_party_package_is_listed_and_run(installed_example, tmp_path):
+    listed = mrlbench(installed_example, "plugins")
+    assert listed.returncode == 0, listed.stderr
+    for name in ("blobs", "numpy-exact", "random", "stripes"):
+        line = next(line for line in listed.stdout.splitlines() if f" {name} " in line)
+        assert "mrlbench-example-plugin" in line
+    hello = mrlbench(installed_example, "example-hello")
+    assert hello.stdout.strip() == "hello from mrlbench-example-plugin"
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        RUN.format(encoder="blobs", backend="numpy-exact", strategy="random", encoder_args="")
+    )
+    done = mrlbench(installed_example, "run", cfg, "--out", tmp_path / "o")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "o" / "leaderboard.json").read_text())
+    assert {(r["backend"], r["strategy"]) for r in rows} == {
+        (b, s) for b in ("faiss-exact", "numpy-exact") for s in ("flat", "random")
+    }
+    assert all(r["status"] == "ok" for r in rows)
+    flat = {(r["backend"], r["label"]): r["mAP@10"] for r in rows if r["strategy"] == "flat"}
+    for dim in (8, 16, 32, 64):  # the two exact backends agree
+        assert flat[("numpy-exact", f"flat@{dim}")] == pytest.approx(
+            flat[("faiss-exact", f"flat@{dim}")], abs=1e-3
+        )
+    chance = next(r["mAP@10"] for r in rows if r["strategy"] == "random")
+    assert chance < min(flat.values())
+
+
+def test_every_hook_is_documented_and_exercised():
+    readme = (ROOT / "README.md").read_text()
+    example = (EXAMPLE / "mrlbench_example.py").read_text()
+    assert len(HOOKS) == 5
+    for name in HOOKS:
+        spec = getattr(hookspecs, name)
+        params = ", ".join(inspect.signature(spec).parameters)
+        assert f"{name}({params})" in readme, f"{name} is not documented in README.md"
+        assert spec.__doc__ and ":param" in spec.__doc__
+        assert f"def {name}(" in example, f"{name} is not exercised by the example plugin"
