@@ -40,11 +40,12 @@ def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 
 def frontier(records: Sequence[dict[str, Any]], metric: str) -> list[bool]:
-    """Flat rows on the single-shot Pareto frontier, per encoder and backend."""
+    """Single-shot rows (one dim, no rerank) on the Pareto frontier, per encoder and backend."""
     flags = [False] * len(records)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, rec in enumerate(records):
-        if rec["status"] == "ok" and rec["dims"].count(",") == 0 and rec.get(metric) is not None:
+        single_shot = rec["dims"] != "" and "," not in rec["dims"]  # one search, no rerank
+        if rec["status"] == "ok" and single_shot and rec.get(metric) is not None:
             groups.setdefault((rec["encoder"], rec["backend"]), []).append(i)
     for members in groups.values():
         pts = [(records[i]["mflops_per_query"], records[i][metric]) for i in members]

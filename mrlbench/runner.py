@@ -101,9 +101,8 @@ class Context:
         self.n_database = len(first.database)
         self.n_queries = len(first.queries)
         self.labels = (first.database_labels, first.query_labels)
-        self.data_key = digest(
-            [self._fingerprint(self.encoder.embeddings(d)) for d in self.encoder.dims]
-        )
+        unique = {id(e): e for e in (self.encoder.embeddings(d) for d in self.encoder.dims)}
+        self.data_key = digest([self._fingerprint(e) for e in unique.values()])
         self._found: dict[tuple[int, int], Shortlist | Exception] = {}
 
     @staticmethod

@@ -11,7 +11,7 @@ from mrlbench_plugins.faiss_exact import FaissExact
 from mrlbench_plugins.faiss_hnsw import FaissHNSW
 from mrlbench_plugins.synthetic import synthetic_arrays
 
-from mrlbench.errors import DataError
+from mrlbench.errors import DataError, MrlbenchError
 from mrlbench.index_cache import index_path, load_or_build
 from mrlbench.search import search_dim
 from mrlbench.store import scan
@@ -85,3 +85,14 @@ def test_index_cache_reuses_rebuilds_and_recovers(emb, tmp_path: Path):
         index, _ = load_or_build(backend, changed, 16, path, on_chunk=built.append)
     assert built and index.ntotal == 4000
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_gpu_search_refuses_k_above_2048(emb, monkeypatch):
+    import mrlbench_plugins.faiss_exact as module
+
+    monkeypatch.setattr(module, "gpu_count", lambda: 1)  # as if FAISS saw a GPU
+    backend = FaissExact()
+    assert backend.device == "GPU"
+    with pytest.raises(MrlbenchError, match=r"GPU supports k <= 2048 \(asked 4000\)"):
+        backend.search(object(), emb.queries[:, :8], 4000)
+    assert FaissExact(device="cpu").device == "CPU"

@@ -1,0 +1,63 @@
+"""Leaderboard helpers: the Pareto frontier and the written files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from mrlbench.report import frontier, pareto, write
+
+
+def test_pareto_frontier_by_hand():
+    # (cost, accuracy): the second is dominated by the third (cheaper and better)
+    assert pareto([(1, 0.5), (4, 0.6), (2, 0.7), (8, 0.9), (8, 0.8)]) == [
+        True,
+        False,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_frontier_only_marks_single_shot_rows_per_group():
+    base = {"status": "ok", "encoder": "e", "backend": "b"}
+    records = [
+        {**base, "dims": "8", "mflops_per_query": 1.0, "mAP@10": 0.5},
+        {**base, "dims": "16", "mflops_per_query": 2.0, "mAP@10": 0.4},
+        {**base, "dims": "8,16", "mflops_per_query": 1.5, "mAP@10": 0.9},  # adaptive
+        {**base, "dims": "", "mflops_per_query": 0.0, "mAP@10": 0.1},  # no search at all
+        {**base, "backend": "c", "dims": "16", "mflops_per_query": 2.0, "mAP@10": 0.4},
+    ]
+    assert frontier(records, "mAP@10") == [True, False, False, False, True]
+
+
+def test_files_hold_the_same_rows(tmp_path):
+    records = [
+        {
+            "encoder": "e",
+            "dataset": "d",
+            "backend": "b",
+            "device": "CPU",
+            "strategy": "s",
+            "label": "l|x",
+            "dims": "8",
+            "shortlists": "10",
+            "top1": 0.5,
+            "mAP@10": None,
+            "precision@10": 0.25,
+            "recall@10": 0.1,
+            "topk_acc@10": 1.0,
+            "mflops_per_query": 0.1,
+            "latency_ms_per_query": 0.2,
+            "qps": 5000.0,
+            "build_s": 0.3,
+            "status": "ok",
+            "error": "",
+        }
+    ]
+    write(tmp_path, records, [10])
+    assert json.loads((tmp_path / "leaderboard.json").read_text()) == records
+    rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
+    assert rows[0]["label"] == "l|x" and rows[0]["mAP@10"] == "" and rows[0]["top1"] == "0.5"
+    md = (tmp_path / "leaderboard.md").read_text().splitlines()
+    assert md[0].startswith("| encoder | dataset |") and "l\\|x" in md[2]
