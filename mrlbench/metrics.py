@@ -53,7 +53,7 @@ def relevance(
         valid = ids >= 0
         rel = (database_labels[np.where(valid, ids, 0)] == query_labels[:, None]) & valid
     else:
-        rel = database_labels[ids] == query_labels[:, None]
+        rel = np.take(database_labels, ids) == query_labels[:, None]
     if rel.shape[1] < k:
         rel = np.pad(rel, ((0, 0), (0, k - rel.shape[1])))
     return rel
@@ -113,11 +113,11 @@ def compute(
         part = slice(start, start + QUERY_CHUNK)
         rel = relevance(ids[part], db_labels, q_labels[part], width)
         cum = np.cumsum(rel, axis=1, dtype=np.int32)
-        ap_cum = np.cumsum(np.where(rel, cum / positions, 0.0), axis=1)  # sum_i rel_i * P_i
+        terms = np.where(rel, cum / positions, 0.0)  # rel_i * P_i
         top1[part] = rel[:, 0]
         for k in defined:
             hits[k][part] = cum[:, k - 1]
-            ap_sums[k][part] = ap_cum[:, k - 1]
+            ap_sums[k][part] = terms[:, :k].sum(axis=1)
 
     # numpy releases the GIL in these array operations: chunks run on every core
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
