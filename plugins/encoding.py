@@ -1,0 +1,300 @@
+"""Encoding images into the reference pipeline's arrays with a torch model (a library for
+the vision plugins): transforms, fast inference, chunked resumable writes, bad images."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mrlbench.arrays import array_name
+from mrlbench.chunked import ChunkedWriter
+from mrlbench.errors import ConfigError, DataError
+from mrlbench.store import write_json
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TRANSFORMS = ("imagenet", "small")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+COMMIT_ROWS = 4096  # rows per resumable chunk
+
+
+def transform(name: str, size: int = 28) -> Callable[[Any], torch.Tensor]:
+    """``imagenet``: the reference's Resize 256, CenterCrop 224, ImageNet mean/std.
+    ``small``: Resize/CenterCrop to ``size`` (a no-op for 28x28 data), mean/std 0.5.
+    Grayscale images are repeated to 3 channels."""
+    from torchvision import transforms as T
+
+    if name == "imagenet":
+        steps = [
+            T.Resize(256),
+            T.CenterCrop(224),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    elif name == "small":
+        steps = [
+            T.Resize(size),
+            T.CenterCrop(size),
+            T.ToTensor(),
+            T.Normalize((0.5,) * 3, (0.5,) * 3),
+        ]
+    else:
+        raise ConfigError(f"unknown transform '{name}' (known: {', '.join(TRANSFORMS)})")
+    pipeline = T.Compose(steps)
+
+    def apply(image: Any) -> torch.Tensor:
+        from PIL import Image
+
+        if isinstance(image, np.ndarray):
+            image = Image.fromarray(image)
+        return pipeline(image.convert("RGB"))
+
+    apply.size = 224 if name == "imagenet" else size  # type: ignore[attr-defined]
+    return apply
+
+
+class TensorView(torch.utils.data.Dataset):
+    """Items ``order[i]`` of a split as (tensor, label, ok); a bad image gives a zero
+    tensor and ok = False instead of raising, so it can be reported with its path."""
+
+    def __init__(self, split: Sequence, fn: Callable, order: np.ndarray) -> None:
+        self.split, self.fn, self.order = split, fn, order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int):
+        try:
+            image, label = self.split[int(self.order[i])]
+            return self.fn(image), label, True
+        except Exception:
+            size = self.fn.size  # type: ignore[attr-defined]
+            return torch.zeros(3, size, size), -1, False
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda, but torch sees no CUDA device")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{device}' (known: auto, cpu, cuda)")
+    return torch.device(device)
+
+
+def bf16_on_cpu() -> bool:
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((probe and probe()) or (amx and amx()))
+
+
+def pick_precision(precision: str, device: torch.device) -> str:
+    """``auto``: fp16 on CUDA, bf16 on CPUs with bf16 instructions, else fp32; the
+    accuracy of each against fp32 is measured in BENCHMARKS.md."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{precision}' (known: {', '.join(PRECISIONS)})")
+    if precision != "auto":
+        if precision == "fp16" and device.type == "cpu":
+            raise ConfigError("fp16 autocast is for CUDA; use bf16 or fp32 on the CPU")
+        return precision
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if bf16_on_cpu() else "fp32"
+
+
+def prepare(model: nn.Module, device: torch.device) -> nn.Module:
+    """The network up to the pooled embedding (head removed), channels_last, eval."""
+    model.fc = nn.Identity()
+    return model.to(device, memory_format=torch.channels_last).eval()
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+@dataclass
+class SplitResult:
+    rows: int
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (row, path)
+
+
+def encode_split(
+    model: nn.Module,
+    split: Sequence,
+    fn: Callable,
+    x_path: Path,
+    y_path: Path,
+    rep_size: int,
+    key: dict[str, Any],
+    order: np.ndarray,
+    device: torch.device,
+    precision: str,
+    batch_size: int = 256,
+    workers: int = 0,
+    skip_bad: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> SplitResult:
+    """Encode ``split[order]`` into ``x_path``/``y_path``, resuming a partial encode."""
+    if x_path.is_file() and y_path.is_file():
+        return SplitResult(len(order))
+    writer = ChunkedWriter(x_path, y_path, len(order), rep_size, key)
+    result = SplitResult(len(order))
+    view = TensorView(split, fn, order[writer.done :])
+    loader = torch.utils.data.DataLoader(
+        view,
+        batch_size=batch_size,
+        num_workers=workers,
+        shuffle=False,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    first_bad: int | None = None
+    last_commit = writer.done
+    if on_batch:
+        on_batch(writer.done)
+    with torch.inference_mode():
+        for images, labels, ok in loader:
+            start = writer.done
+            images = images.to(device, non_blocking=True).contiguous(
+                memory_format=torch.channels_last
+            )
+            with autocast(device, precision):
+                feats = model(images)
+            writer.write(feats[:, :rep_size].float().cpu().numpy(), labels.numpy())
+            for j in np.flatnonzero(~ok.numpy()):
+                row = start + int(j)
+                result.bad.append(
+                    (
+                        row,
+                        split.path(int(order[row]))
+                        if hasattr(split, "path")
+                        else f"item {order[row]}",
+                    )
+                )
+                if first_bad is None:
+                    first_bad = row
+            # once an image is bad (and not skipped), stop recording progress: a rerun
+            # resumes from the chunk before it
+            ready = writer.done - last_commit >= COMMIT_ROWS or writer.complete
+            if ready and (skip_bad or first_bad is None):
+                writer.commit()
+                last_commit = writer.done
+            if on_batch:
+                on_batch(len(labels))
+    if result.bad and not skip_bad:
+        listed = "; ".join(f"{path}" for _, path in result.bad[:10])
+        more = f" and {len(result.bad) - 10} more" if len(result.bad) > 10 else ""
+        raise DataError(
+            f"{len(result.bad)} unreadable image(s): {listed}{more}. Fix or remove them, "
+            "or rerun with --skip-bad-images (rows are skipped and recorded)"
+        )
+    writer.finish(drop=np.array([row for row, _ in result.bad], dtype=np.int64))
+    if result.bad:
+        write_json(
+            x_path.with_name(x_path.name.replace("-X.npy", "-skipped.json")),
+            [{"row": row, "path": path} for row, path in result.bad],
+        )
+    return result
+
+
+def file_hash(path: str | Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_string(kind: str, rep_size: int) -> str:
+    """The reference inference script's config names: ``mrl1_e0_ff2048``, MRL-E as it
+    wrote them (``mrl1_e1_ff2048``), ``mrl0_e0_ff{D}`` for fixed-feature models."""
+    mrl, efficient = {"mrl": (1, 0), "mrl_e": (1, 1), "ff": (0, 0)}[kind]
+    return f"mrl{mrl}_e{efficient}_ff{rep_size}"
+
+
+def sample_order(n: int, random_sample: int | None, seed: int) -> np.ndarray:
+    """All rows in order, or ``random_sample`` rows drawn without replacement (seeded),
+    in drawn order, like the reference's ``random_sample_dim``."""
+    if random_sample is None or random_sample >= n:
+        return np.arange(n)
+    return np.random.default_rng(seed).choice(n, size=random_sample, replace=False)
+
+
+def encode_dataset(
+    model: nn.Module,
+    kind: str,
+    dataset: Any,
+    name: str,
+    out: str | Path,
+    rep_size: int | None = None,
+    transform_name: str = "imagenet",
+    image_size: int = 28,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int = 256,
+    workers: int = 0,
+    random_sample: int | None = None,
+    seed: int = 0,
+    skip_bad: bool = False,
+    splits: Sequence[str] = ("database", "queries"),
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    key: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write ``{name}_train_{config}-X/-y.npy`` (database) and ``{name}_val_...`` (queries).
+    Returns the X path of each split written."""
+    dev = pick_device(device)
+    prec = pick_precision(precision, dev)
+    native = model.fc.in_features if kind == "ff" else model.fc.nesting[-1]
+    rep = rep_size or native
+    if rep > native:
+        raise ConfigError(f"--rep-size {rep} is larger than the model's {native} features")
+    config = config_string(kind, rep)
+    net = prepare(model, dev)
+    fn = transform(transform_name, image_size)
+    written = {}
+    for which in splits:
+        split = dataset.split(which)
+        order = sample_order(len(split), random_sample, seed)
+        part = "train" if which == "database" else "val"
+        x_path = Path(out) / array_name(name, part, config, "X")
+        y_path = Path(out) / array_name(name, part, config, "y")
+        split_key = {
+            **(key or {}),
+            "split": which,
+            "rows": len(order),
+            "config": config,
+            "transform": transform_name,
+            "seed": seed,
+            "sample": random_sample,
+        }
+        tick = progress(f"encode {name} {part}", len(order)) if progress else None
+        encode_split(
+            net,
+            split,
+            fn,
+            x_path,
+            y_path,
+            rep,
+            split_key,
+            order,
+            dev,
+            prec,
+            batch_size,
+            workers,
+            skip_bad,
+            tick,
+        )
+        written[which] = x_path
+    return written
+
+
+def default_workers() -> int:
+    return min(4, max(0, (os.cpu_count() or 1) - 1))

@@ -1,0 +1,279 @@
+"""Datasets ``image-folder``, ``imagenetv2`` and ``fashion-mnist``, and the ``fetch`` command.
+
+- ``image-folder``: torchvision's ImageFolder layout (one folder per class, classes in
+  sorted order) for the database and the query split (ImageNet-1K train/val, 4K, ...).
+- ``imagenetv2``: a query set (``matched-frequency``: folders ``0`` .. ``999`` named by
+  class index) whose database is ImageNet-1K train (give ``database`` for that).
+- ``fashion-mnist``: the IDX ``.gz`` files; train (60,000) is the database, test (10,000)
+  the queries. Verified by the SHA-256 of the decompressed IDX data, which is the same
+  for the official mirror's files and Debian's ``dataset-fashion-mnist`` (whose ``.gz``
+  were recompressed); the mirror's ``.gz`` also match the official MD5 sums.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from mrlbench.errors import ConfigError, DataError, MrlbenchError
+from mrlbench.hookspecs import hookimpl
+from mrlbench.store import atomic_path
+from mrlbench.types import Dataset
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class FolderSplit(Sequence):
+    """(PIL RGB image, label) pairs, loaded lazily; a bad file raises with its path."""
+
+    def __init__(self, items: list[tuple[str, int]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        from PIL import Image
+
+        path, label = self.items[i]
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB"), label
+        except Exception as exc:
+            raise DataError(f"unreadable image {path}: {exc}") from None
+
+    def path(self, i: int) -> str:
+        return self.items[i][0]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([label for _, label in self.items], dtype=np.int64)
+
+
+def scan_folder(root: str | Path, class_index: dict[str, int] | None = None) -> FolderSplit:
+    """ImageFolder's order: classes sorted by name, files sorted within each class."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root}")
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    if not classes:
+        raise DataError(f"{root}: no class folders (expected ImageFolder layout root/class/img)")
+    index = class_index or {name: i for i, name in enumerate(classes)}
+    items = []
+    for name in classes:
+        if name not in index:
+            raise DataError(f"{root}: class folder '{name}' is not a known class")
+        for dirpath, _, files in sorted(os.walk(root / name, followlinks=True)):
+            for fname in sorted(files):
+                if fname.lower().endswith(IMAGE_EXTENSIONS):
+                    items.append((os.path.join(dirpath, fname), index[name]))
+    if not items:
+        raise DataError(f"{root}: no images found")
+    return FolderSplit(items)
+
+
+class ImageFolderDataset(Dataset):
+    name = "image-folder"
+
+    def __init__(self, database: str | None = None, queries: str | None = None) -> None:
+        if database is None and queries is None:
+            raise ConfigError("give a database and/or a queries folder")
+        self.folders = {"database": database, "queries": queries}
+
+    def split(self, which: str) -> Sequence[tuple[Any, int]]:
+        folder = self.folders.get(which)
+        if folder is None:
+            raise ConfigError(f"no {which} folder given")
+        return scan_folder(folder)
+
+
+class ImageNetV2(Dataset):
+    """ImageNetV2 queries (folders named by class index) against an ImageNet-1K database."""
+
+    name = "imagenetv2"
+
+    def __init__(self, queries: str, database: str | None = None) -> None:
+        self.queries, self.database = queries, database
+
+    def split(self, which: str) -> Sequence[tuple[Any, int]]:
+        if which == "queries":
+            root = Path(self.queries)
+            names = [e.name for e in os.scandir(root) if e.is_dir()] if root.is_dir() else []
+            return scan_folder(root, {n: int(n) for n in names if n.isdigit()})
+        if self.database is None:
+            raise ConfigError("ImageNetV2 is a query set: give database = ImageNet-1K train")
+        return scan_folder(self.database)
+
+
+# ----------------------------------------------------------------------- Fashion-MNIST
+FASHION_FILES = {  # file: SHA-256 of the decompressed IDX data
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",  # noqa: E501
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FASHION_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$MRLBENCH_CACHE`` or ``~/.cache/mrlbench``."""
+    return Path(os.environ.get("MRLBENCH_CACHE") or Path.home() / ".cache" / "mrlbench")
+
+
+def fashion_dirs(root: str | Path | None = None) -> list[Path]:
+    if root is not None:
+        return [Path(root)]
+    return [DEBIAN_DIR, cache_dir() / "fashion-mnist"]
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Decompress, verify (SHA-256 of the IDX data) and parse one Fashion-MNIST file."""
+    try:
+        data = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: corrupt download ({exc}); delete it and fetch again") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != FASHION_FILES[path.name]:
+        raise DataError(
+            f"{path}: SHA-256 {digest[:16]}... does not match Fashion-MNIST's; the file is "
+            "corrupt or not Fashion-MNIST (delete it and run `mrlbench fetch fashion-mnist`)"
+        )
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def find_fashion(root: str | Path | None = None) -> Path:
+    for folder in fashion_dirs(root):
+        if all((folder / name).is_file() for name in FASHION_FILES):
+            return folder
+    where = " or ".join(str(d) for d in fashion_dirs(root))
+    raise DataError(f"Fashion-MNIST not found in {where}: run `mrlbench fetch fashion-mnist`")
+
+
+class ArraySplit(Sequence):
+    """(uint8 HxW image, label) pairs held in memory."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels = images, labels.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.images[i], int(self.labels[i])
+
+    def path(self, i: int) -> str:
+        return f"item {i}"
+
+
+class FashionMNIST(Dataset):
+    """Train (60,000) is the database, test (10,000) the queries."""
+
+    name = "fashion-mnist"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        limit_database: int | None = None,
+        limit_queries: int | None = None,
+    ) -> None:
+        self.root = root
+        self.limits = {"database": limit_database, "queries": limit_queries}
+
+    def split(self, which: str) -> Sequence[tuple[Any, int]]:
+        prefix = {"database": "train", "queries": "t10k"}.get(which)
+        if prefix is None:
+            raise ConfigError(f"unknown split '{which}'")
+        folder = find_fashion(self.root)
+        images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
+        labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+        n = self.limits[which] or len(labels)
+        return ArraySplit(images[:n], labels[:n])
+
+
+def fetch_fashion_mnist(root: str | Path | None = None, echo=print) -> Path:
+    """Make Fashion-MNIST available offline: already there, Debian's package (apt, as
+    root), or the official mirror into the cache folder; every file verified."""
+    try:
+        folder = find_fashion(root)
+        for name in FASHION_FILES:
+            read_idx(folder / name)
+        return folder
+    except DataError as exc:
+        if "SHA-256" in str(exc) or "corrupt" in str(exc):
+            raise
+    if root is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        echo("installing Debian's dataset-fashion-mnist ...")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        cmd = ["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"]
+        done = subprocess.run(cmd, capture_output=True, env=env)
+        if done.returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+            done = subprocess.run(cmd, capture_output=True, env=env)
+        if done.returncode == 0 and all((DEBIAN_DIR / n).is_file() for n in FASHION_FILES):
+            return fetch_fashion_mnist(DEBIAN_DIR, echo)
+    target = Path(root) if root else cache_dir() / "fashion-mnist"
+    echo(f"downloading Fashion-MNIST from its official mirror into {target} ...")
+    try:
+        for name in FASHION_FILES:
+            with urllib.request.urlopen(FASHION_MIRROR + name, timeout=60) as response:
+                payload = response.read()
+            with atomic_path(target / name) as tmp:
+                tmp.write_bytes(payload)
+    except OSError as exc:
+        raise MrlbenchError(
+            f"could not get Fashion-MNIST ({exc}). Install Debian's package "
+            "`dataset-fashion-mnist` (sudo apt-get install dataset-fashion-mnist), or put the "
+            f"four IDX .gz files from the official mirror in {target}"
+        ) from None
+    for name in FASHION_FILES:
+        read_idx(target / name)
+    return target
+
+
+@hookimpl
+def mrlbench_register_datasets(register):
+    register(ImageFolderDataset)
+    register(ImageNetV2)
+    register(FashionMNIST)
+
+
+@hookimpl
+def mrlbench_register_commands(cli):
+    from mrlbench.cli import console
+
+    @cli.command()
+    @click.argument("dataset", type=click.Choice(["fashion-mnist"]))
+    @click.option(
+        "--root",
+        type=click.Path(),
+        help="Folder for the files (default: Debian's package, else the cache folder).",
+    )
+    def fetch(dataset: str, root: str | None) -> None:
+        """Make a dataset available offline and verify it (SHA-256)."""
+        folder = fetch_fashion_mnist(root, echo=lambda m: console.print(m, highlight=False))
+        console.print(f"Fashion-MNIST verified in {folder}", highlight=False)
