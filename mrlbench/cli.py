@@ -15,11 +15,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mrlbench import __version__, config, report, runner
-from mrlbench.demo import DEFAULT_CONFIG
+from mrlbench.demo import DEFAULT_CONFIG, QUICK_CONFIG
 from mrlbench.env import describe
 from mrlbench.errors import MrlbenchError
 from mrlbench.plugins import PLUGINS_DIR_ENV, Registry, load
 from mrlbench.store import write_json, write_text
+from mrlbench.types import Observer
 
 # Wide tables in logs and pipes; a terminal's own width when there is one.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -49,7 +50,7 @@ def cli(plugins_dir: str | None, debug: bool) -> None:
     """Benchmark Matryoshka (MRL) embedding retrieval: accuracy, MFLOPs and latency."""
 
 
-class RichObserver(runner.Observer):
+class RichObserver(Observer):
     def __init__(self, progress: Progress, cells: int) -> None:
         self.progress = progress
         self.cells = progress.add_task("cells", total=cells)
@@ -74,12 +75,18 @@ class RichObserver(runner.Observer):
     is_flag=True,
     help="Print the config (the built-in one without CONFIG) as TOML and exit.",
 )
-def run(config_file: str | None, out: str | None, csv_: bool, print_config: bool) -> None:
-    """Run every encoder x backend x strategy and write the leaderboards."""
+@click.option("--quick", is_flag=True, help="The built-in demo on a small subset (for CI).")
+def run(
+    config_file: str | None, out: str | None, csv_: bool, print_config: bool, quick: bool
+) -> None:
+    """Run every encoder x backend x strategy and write the leaderboards.
+
+    Without CONFIG: the built-in demo (see --print-config)."""
     if config_file is None:
-        raw = config.parse_toml(DEFAULT_CONFIG, "the built-in config")
+        text = QUICK_CONFIG if quick else DEFAULT_CONFIG
+        raw = config.parse_toml(text, "the built-in config")
         if print_config:
-            click.echo(DEFAULT_CONFIG, nl=False)
+            click.echo(text, nl=False)
             return
     else:
         raw = config.read_toml(config_file)

@@ -102,21 +102,34 @@ class Registry:
         return (label or plugin), component
 
 
+def accepted_arguments(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
+    """Keyword arguments a component class takes, following ``**kwargs`` up its bases;
+    and whether it takes any keyword at all (``**kwargs`` to the end)."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        sig = inspect.signature(vars(klass)["__init__"])
+        rest = False
+        for p in list(sig.parameters.values())[1:]:
+            if p.kind is p.VAR_KEYWORD:
+                rest = True
+            elif p.kind is not p.VAR_POSITIONAL:
+                params.setdefault(p.name, p)
+        if not rest:
+            return params, False
+    return params, True
+
+
 def check_arguments(cls: type, table: Mapping[str, Any], what: str) -> None:
     """Unknown and missing keyword arguments are errors naming the plugin and the key."""
-    params = [
-        p
-        for p in inspect.signature(cls.__init__).parameters.values()
-        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL,)
-    ]
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    accepted = {p.name for p in params}
-    for key in table:
-        if key not in accepted:
-            known = ", ".join(sorted(accepted)) or "none"
-            raise ConfigError(f"{what}: unknown key '{key}' (known keys: {known})")
-    for p in params:
+    params, open_ended = accepted_arguments(cls)
+    if not open_ended:
+        for key in table:
+            if key not in params:
+                known = ", ".join(sorted(params)) or "none"
+                raise ConfigError(f"{what}: unknown key '{key}' (known keys: {known})")
+    for p in params.values():
         if p.default is p.empty and p.name not in table:
             raise ConfigError(f"{what}: missing required key '{p.name}'")
 

@@ -19,7 +19,15 @@ from mrlbench.naming import flat_stem
 from mrlbench.rerank import rerank
 from mrlbench.search import best_of, check_request, search_dim
 from mrlbench.store import read_json, scan, write_json
-from mrlbench.types import Backend, Embeddings, Encoder, Retrieval, SearchRequest, Shortlist
+from mrlbench.types import (
+    Backend,
+    Embeddings,
+    Encoder,
+    Observer,
+    Retrieval,
+    SearchRequest,
+    Shortlist,
+)
 
 
 @dataclass(frozen=True)
@@ -62,19 +70,6 @@ class Row:
         names = metrics.metric_names(ks)
         values = {k: v for k, v in rec.items() if k not in names}
         return cls(**values, metrics={n: rec[n] for n in names if rec.get(n) is not None})
-
-
-class Observer:
-    """Progress callbacks; the CLI draws them with rich. The default does nothing."""
-
-    def begin(self, what: str, total: int) -> None:
-        """A new unit of work of ``total`` steps starts."""
-
-    def advance(self, steps: int = 1) -> None:
-        """``steps`` more steps of the current unit are done."""
-
-    def cell_done(self) -> None:
-        """One more leaderboard cell (encoder x backend x strategy) is done."""
 
 
 def error_line(exc: BaseException) -> str:
@@ -205,6 +200,8 @@ class Context:
 def run(cfg: RunConfig, observer: Observer | None = None) -> list[Row]:
     """Every encoder x backend x strategy; failed cells keep their row and the run goes on."""
     observer = observer or Observer()
+    for spec in (*cfg.encoders, *cfg.backends, *cfg.strategies):
+        spec.component.observer = observer
     rows: list[Row] = []
     for enc in cfg.encoders:
         for be in cfg.backends:

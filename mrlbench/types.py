@@ -78,12 +78,27 @@ class RetrievalContext(Protocol):
         ...
 
 
+class Observer:
+    """Progress callbacks; the CLI draws them with rich. The default does nothing."""
+
+    def begin(self, what: str, total: int) -> None:
+        """A new unit of work of ``total`` steps starts."""
+
+    def advance(self, steps: int = 1) -> None:
+        """``steps`` more steps of the current unit are done."""
+
+    def cell_done(self) -> None:
+        """One more leaderboard cell (encoder x backend x strategy) is done."""
+
+
 # ------------------------------------------------------------------------------ components
 class Component(ABC):
-    """Base of every plugin component. ``name`` is the ``plugin = "..."`` config value."""
+    """Base of every plugin component. ``name`` is the ``plugin = "..."`` config value.
+    The runner sets ``observer`` before use, for components that report long work."""
 
     name: ClassVar[str]
     kind: ClassVar[str]
+    observer: Observer = Observer()
 
     @classmethod
     def availability(cls) -> str | None:

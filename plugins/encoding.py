@@ -3,6 +3,7 @@ the vision plugins): transforms, fast inference, chunked resumable writes, bad i
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -110,9 +111,14 @@ def pick_precision(precision: str, device: torch.device) -> str:
 
 
 def prepare(model: nn.Module, device: torch.device) -> nn.Module:
-    """The network up to the pooled embedding (head removed), channels_last, eval."""
-    model.fc = nn.Identity()
-    return model.to(device, memory_format=torch.channels_last).eval()
+    """A copy of the network up to the pooled embedding (head removed), channels_last,
+    in eval mode; the model itself is left as it was."""
+    head, model.fc = model.fc, nn.Identity()
+    try:
+        net = copy.deepcopy(model)
+    finally:
+        model.fc = head
+    return net.to(device, memory_format=torch.channels_last).eval()
 
 
 def autocast(device: torch.device, precision: str):

@@ -84,13 +84,14 @@ def apply_blurpool(module: nn.Module) -> None:
 
 
 class NarrowResNet(nn.Module):
-    """A small residual network for small images: 3x3 stem, no max-pool, one BasicBlock
-    per stage, widths ``width * (1, 2, 4, 8)``; pooled embedding of ``8 * width`` dims."""
+    """A small residual network for small images: 3x3 stem (stride ``stem_stride``), no
+    max-pool, one BasicBlock per stage, widths ``width * (1, 2, 4, 8)``; pooled embedding
+    of ``8 * width`` dims."""
 
-    def __init__(self, width: int = 32, num_classes: int = 10) -> None:
+    def __init__(self, width: int = 32, num_classes: int = 10, stem_stride: int = 1) -> None:
         super().__init__()
         widths = [width, 2 * width, 4 * width, 8 * width]
-        self.conv1 = nn.Conv2d(3, width, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(3, width, 3, stride=stem_stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         stages, cin = [], width
@@ -119,6 +120,7 @@ ARCHS = {
     "resnet50": lambda c: torchvision.models.resnet50(num_classes=c),
     "resnet101": lambda c: torchvision.models.resnet101(num_classes=c),
     "resnet-narrow": lambda c: NarrowResNet(32, c),
+    "resnet-narrow-s2": lambda c: NarrowResNet(32, c, stem_stride=2),
 }
 
 
