@@ -6,7 +6,7 @@ FAISS  ?= cpu
 OTHER  := $(if $(filter gpu,$(FAISS)),cpu,gpu)
 STAMP  := $(VENV)/.installed-faiss-$(FAISS)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup data run test lint bench clean
 
 # Idempotent: reinstalls only when pyproject.toml changes or FAISS flavour switches.
 $(STAMP): pyproject.toml
@@ -19,14 +19,18 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-run: setup
+# Fashion-MNIST, verified: Debian's dataset-fashion-mnist (as root), else the official mirror.
+data: setup
+	$(BIN)/mrlbench fetch fashion-mnist
+
+run: data
 	$(BIN)/mrlbench run
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint data
 	$(BIN)/pytest
 
 bench: setup

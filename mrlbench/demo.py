@@ -25,6 +25,15 @@ dataset = "fashion-mnist"{dataset_args}
 sizes = [8, 16, 32, 64, 128, 256]
 train = {{ epochs = {epochs}{limit} }}
 
+[[encoders]]
+plugin = "resnet50-ff"
+name = "ff256-truncated"        # the FF-256 model cut to 8, 16, ... dims: no MRL
+arch = "resnet-narrow-s2"
+dataset = "fashion-mnist"{dataset_args}
+sizes = [256]
+truncate = true
+train = {{ epochs = {epochs}{limit} }}
+
 [[backends]]
 plugin = "faiss-exact"
 

@@ -68,6 +68,7 @@ def search_dim(
     for k in ks:
         if on_search:
             on_search(k)
+        backend.search(index, queries[:8], k)  # untimed warm-up (threads, caches)
         (ids, per_query), seconds = best_of(repeats, lambda k=k: backend.search(index, queries, k))
         found[k] = Searched(ids, seconds, search_mflops(per_query, dim))
     return found, build_seconds  # the index is freed on return: one in memory at a time

@@ -12,7 +12,9 @@ run neither trains nor encodes.
   is a prefix of its embedding.
 - ``resnet50-ff``: the paper's fixed-feature baseline, one model per size:
   ``checkpoints = {8 = "ff8.pt", 2048 = "ff2048.pt"}`` or ``sizes = [8, 32, 256]`` with
-  ``train``; the size-d model's d features are that dim's embedding.
+  ``train``; the size-d model's d features are that dim's embedding. With
+  ``truncate = true`` and one size, that model's prefixes are used instead (what
+  truncating a model trained without MRL gives).
 """
 
 from __future__ import annotations
@@ -215,13 +217,22 @@ class ResNetFF(ImageEncoder):
         self,
         checkpoints: Mapping[str, str] | None = None,
         sizes: list[int] | None = None,
+        truncate: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.checkpoints = {int(d): p for d, p in (checkpoints or {}).items()}
         if not self.checkpoints and not sizes:
             raise ConfigError('give checkpoints = {dim = "path"} or sizes = [...] to train')
-        self._dims = tuple(sorted(self.checkpoints or {int(d) for d in sizes or []}))
+        self.sizes = tuple(sorted(self.checkpoints or {int(d) for d in sizes or []}))
+        self.truncate = truncate
+        if truncate and len(self.sizes) != 1:
+            raise ConfigError("truncate = true takes one model: its prefixes are the dims")
+        self._dims = self.sizes
+        if truncate:
+            from mrlbench_plugins.resnet_models import NESTING
+
+            self._dims = tuple(d for d in NESTING if d < self.sizes[0]) + self.sizes
         self._emb: dict[int, Embeddings] = {}
 
     @property
@@ -229,8 +240,10 @@ class ResNetFF(ImageEncoder):
         return self._dims
 
     def embeddings(self, dim: int) -> Embeddings:
-        if dim not in self._dims:
-            raise ConfigError(f"no fixed-feature model of size {dim} (sizes: {self._dims})")
+        if self.truncate:  # one fixed-feature model, truncated like an MRL embedding
+            dim = self.sizes[0]
+        if dim not in self.sizes:
+            raise ConfigError(f"no fixed-feature model of size {dim} (sizes: {self.sizes})")
         if dim not in self._emb:
             path = self.checkpoints.get(dim)
             checkpoint = Path(path) if path else self._trained("ff", dim)

@@ -7,10 +7,10 @@ import json
 import shutil
 
 import pytest
-
-from mrlbench.errors import DataError
 from mrlbench_plugins import training
 from mrlbench_plugins.image_datasets import FASHION_FILES, FashionMNIST, find_fashion
+
+from mrlbench.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_quick_demo_end_to_end(cli, cache, tmp_path, monkeypatch):
     cells = {(row["encoder"], row["backend"], row["strategy"]) for row in rows}
     assert cells == {
         (e, b, s)
-        for e in ("mrl", "ff")
+        for e in ("mrl", "ff", "ff256-truncated")
         for b in ("faiss-exact", "faiss-hnsw")
         for s in ("flat", "adaptive", "funnel")
     }
@@ -41,6 +41,17 @@ def test_quick_demo_end_to_end(cli, cache, tmp_path, monkeypatch):
     best = max(row["mAP@10"] for row in rows if row["encoder"] == "mrl")
     assert best > 0.5
     assert len(list((cache / "models").glob("*.pt"))) == 7  # one MRL + six FF sizes
+
+
+def test_print_config_shows_the_builtin_demo(cli):
+    import tomllib
+
+    for args in (("--print-config",), ("--print-config", "--quick")):
+        r = cli("run", *args)
+        assert r.code == 0
+        cfg = tomllib.loads(r.out)
+        assert [e["name"] for e in cfg["encoders"]] == ["mrl", "ff", "ff256-truncated"]
+        assert cfg["encoders"][0]["dataset"] == "fashion-mnist"
 
 
 def test_second_run_reuses_models_and_arrays(cli, cache, tmp_path, monkeypatch):

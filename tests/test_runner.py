@@ -4,7 +4,6 @@ directory, failed cells, and resuming."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -141,16 +140,3 @@ def test_unavailable_backend_is_skipped(cli, config, tmp_path, monkeypatch):
     assert cli("run", config, "--out", out).code == 0
     skipped = [row for row in load_board(out) if row["status"] == "skipped"]
     assert len(skipped) == 3 and skipped[0]["error"] == "no HNSW today"
-
-
-def test_builtin_demo_runs_and_prints_its_config(cli, tmp_path):
-    r = cli("run", "--print-config")
-    assert r.code == 0 and "[[strategies]]" in r.out
-    out = tmp_path / "demo"
-    os.environ.pop("MRLBENCH_PLUGINS_DIR", None)
-    r = cli("run", "--out", out)
-    assert r.code == 0, r.err
-    rows = load_board(out)
-    assert rows and all(row["status"] == "ok" for row in rows)
-    labels = {row["label"] for row in rows}
-    assert "flat@256" in labels and any(lab.startswith("funnel") for lab in labels)

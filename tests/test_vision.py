@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from mrlbench_plugins import encoding, resnet_models, training
+from mrlbench_plugins.image_datasets import ArraySplit, scan_folder
 from PIL import Image
 
 from mrlbench.errors import DataError
-from mrlbench_plugins import encoding, resnet_models, training
-from mrlbench_plugins.image_datasets import ArraySplit, scan_folder
 
 CLASSES = 5
 

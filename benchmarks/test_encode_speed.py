@@ -1,0 +1,158 @@
+"""``mrlbench encode`` on the CPU against a plain torchvision loop (fp32, NCHW, one batch
+at a time) over the same PNG images with the same ResNet50; and peak memory of encoding
+at two dataset sizes (flat: rows go to memory-mapped files, not Python lists)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from mrlbench_plugins import encoding, resnet_models
+from mrlbench_plugins.image_datasets import ImageFolderDataset, scan_folder
+from PIL import Image
+
+IMAGES, BATCH = 96, 32
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(IMAGES):
+        (root / f"c{i % 4}").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (300, 260, 3), dtype=np.uint8)).save(
+            root / f"c{i % 4}" / f"{i}.png"
+        )
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "ff2048.pt"
+    torch.save(torchvision.models.resnet50().state_dict(), path)
+    return path
+
+
+def plain_loop(folder: Path, checkpoint: Path) -> np.ndarray:
+    """The baseline: fp32, NCHW, no autocast, images loaded batch by batch."""
+    model = torchvision.models.resnet50()
+    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    model.fc = torch.nn.Identity()
+    model.eval()
+    fn = encoding.transform("imagenet")
+    items = scan_folder(folder).items
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(items), BATCH):
+            batch = torch.stack([fn(Image.open(p)) for p, _ in items[start : start + BATCH]])
+            out.append(model(batch).numpy())
+    return np.concatenate(out)
+
+
+def mrlbench_encode(folder: Path, checkpoint: Path, out: Path) -> np.ndarray:
+    model = resnet_models.load(checkpoint, "ff", "resnet50")
+    encoding.encode_dataset(
+        model,
+        "ff",
+        ImageFolderDataset(database=str(folder)),
+        "B",
+        out,
+        device="cpu",
+        precision="auto",
+        batch_size=BATCH,
+        workers=encoding.default_workers(),
+        splits=["database"],
+    )
+    x = np.load(out / "B_train_mrl0_e0_ff2048-X.npy")
+    for f in out.iterdir():
+        f.unlink()
+    return x
+
+
+@pytest.mark.parametrize("impl", ["plain-fp32-nchw", "mrlbench"])
+def test_encode(benchmark, record, folder, checkpoint, tmp_path, impl):
+    benchmark.group = "encode-resnet50-cpu"
+    if impl == "mrlbench":
+        x = benchmark.pedantic(mrlbench_encode, (folder, checkpoint, tmp_path), rounds=2)
+    else:
+        x = benchmark.pedantic(plain_loop, (folder, checkpoint), rounds=2)
+    benchmark.extra_info["images_per_s"] = IMAGES / benchmark.stats.stats.min
+    assert x.shape == (IMAGES, 2048)
+    record("encode-resnet50-cpu", impl, benchmark)
+    RESULTS[impl] = x
+    if len(RESULTS) == 2:  # the bf16 features stay close to fp32's
+        a, b = RESULTS["plain-fp32-nchw"], RESULTS["mrlbench"]
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        benchmark.extra_info["min_cosine_to_fp32"] = float(cos.min())
+        assert cos.min() > 0.99
+
+
+RESULTS: dict[str, np.ndarray] = {}
+
+PEAK = """
+import json, sys, threading, time, numpy as np
+from mrlbench_plugins import encoding, resnet_models
+n, out = int(sys.argv[1]), sys.argv[2]
+
+def anon_kb():  # heap memory; memory-mapped file pages are not counted
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+
+peak, stop = [0], threading.Event()
+def watch():
+    while not stop.is_set():
+        peak[0] = max(peak[0], anon_kb()); time.sleep(0.02)
+
+class Lazy:  # deterministic images made on demand: the dataset itself takes no memory
+    def __len__(self): return n
+    def __getitem__(self, i):
+        rng = np.random.default_rng(i)
+        return rng.integers(0, 255, (28, 28), dtype=np.uint8), int(i % 10)
+
+class Data:
+    def split(self, which): return Lazy()
+
+model = resnet_models.build("resnet-narrow-s2", "mrl", 10)
+before = anon_kb()
+threading.Thread(target=watch, daemon=True).start()
+encoding.encode_dataset(model, "mrl", Data(), "M", out, transform_name="small",
+                        device="cpu", precision="auto", batch_size=256, workers=0,
+                        splits=["database"])
+stop.set()
+print(json.dumps({"n": n, "before_kb": before, "peak_kb": max(peak[0], anon_kb())}))
+"""
+
+
+@pytest.mark.parametrize("n", [20_000, 80_000])
+def test_peak_memory_is_flat(benchmark, tmp_path, n):
+    benchmark.group = "encode-peak-memory"
+
+    def run():
+        done = subprocess.run(
+            [sys.executable, "-c", PEAK, str(n), str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    result = benchmark.pedantic(run, rounds=1)
+    growth_mb = (result["peak_kb"] - result["before_kb"]) / 1024
+    benchmark.extra_info.update(
+        {"images": n, "peak_growth_mb": growth_mb, "arrays_mb": n * 256 * 4 / 2**20}
+    )
+    PEAKS[n] = growth_mb
+    if len(PEAKS) == 2:
+        # 4x the images (and 4x the array bytes: 20 MB -> 78 MB) without 4x the memory
+        assert PEAKS[80_000] - PEAKS[20_000] < 30
+
+
+PEAKS: dict[int, float] = {}
