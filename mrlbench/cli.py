@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mrlbench import __version__, config, report, runner
+from mrlbench import __version__, compare, config, html_report, report, runner
 from mrlbench.demo import DEFAULT_CONFIG, QUICK_CONFIG
 from mrlbench.env import describe
 from mrlbench.errors import MrlbenchError
@@ -111,9 +111,91 @@ def run(
         rows = runner.run(cfg, RichObserver(progress, cells))
     records = [row.record(cfg.ks) for row in rows]
     report.write(cfg.out, records, cfg.ks)
+    write_json(
+        cfg.out / "neighbors.json",
+        [
+            {"encoder": r.encoder, "backend": r.backend, "label": r.label, "path": r.neighbors}
+            for r in rows
+            if r.neighbors
+        ],
+    )
     report.show(console, records, cfg.ks)
     console.print(f"leaderboards written to {cfg.out}/leaderboard.(csv|json|md)")
+    _html(cfg.out, records, cfg.ks, {s.label: s.component for s in cfg.encoders})
     if any(r["status"] == "failed" for r in records):
+        raise SystemExit(1)
+
+
+def _html(out: Path, records: list, ks, encoders: dict) -> None:
+    try:
+        path = html_report.write(out, records, ks, encoders)
+    except Exception as exc:  # the leaderboards stand without the report
+        if State.debug:
+            raise
+        errors.print(f"[yellow]warning:[/] report not written: {escape(str(exc))}")
+        return
+    console.print(f"report written to {path}", highlight=False)
+
+
+@cli.command(name="report")
+@click.argument("run_dir", type=click.Path())
+def report_command(run_dir: str) -> None:
+    """Write RUN_DIR/report.html and the plots from a finished run."""
+    out = Path(run_dir)
+    records = compare.load_board(out)
+    raw = config.read_toml(out / "config.toml")
+    ks = tuple(raw.get("run", {}).get("ks", [10]))
+    try:
+        encoders = {s.label: s.component for s in config.build(raw, registry(), out).encoders}
+    except MrlbenchError as exc:
+        errors.print(f"[yellow]warning:[/] no retrieval examples: {escape(str(exc))}")
+        encoders = {}
+    _html(out, records, ks, encoders)
+
+
+@cli.command(name="compare")
+@click.argument("run_a", type=click.Path())
+@click.argument("run_b", type=click.Path())
+@click.option(
+    "--fail-on-regression",
+    "pct",
+    type=float,
+    default=None,
+    help="Exit 1 if an accuracy drops or latency grows by more than PCT percent.",
+)
+def compare_command(run_a: str, run_b: str, pct: float | None) -> None:
+    """Every row both runs share, with the change in each metric and in latency."""
+    before, after = compare.load_board(run_a), compare.load_board(run_b)
+    found = compare.changes(before, after)
+    if not found:
+        raise MrlbenchError(f"{run_a} and {run_b} share no ok rows")
+    cols = [c for c in compare.columns(before) if any(ch.column == c for ch in found)]
+    table = Table(title=f"{run_a} -> {run_b} (change; latency in %)")
+    for col in ("encoder", "backend", "label", *cols):
+        table.add_column(col, justify="left" if col in compare.KEY else "right")
+    by_key: dict = {}
+    for ch in found:
+        by_key.setdefault(ch.key, {})[ch.column] = ch
+    bad = []
+    for key, row in by_key.items():
+        cells = []
+        for col in cols:
+            ch = row.get(col)
+            if ch is None:
+                cells.append("")
+                continue
+            text = (
+                f"{ch.percent:+.1f}%" if col == compare.LATENCY else f"{ch.after - ch.before:+.4f}"
+            )
+            if pct is not None and ch.regressed(pct):
+                bad.append(ch)
+                text = f"[bold red]{text}[/]"
+            cells.append(text)
+        table.add_row(*(escape(k) for k in key), *cells)
+    wide = console if sys.stdout.isatty() else Console(width=max(160, 24 + 11 * len(cols)))
+    wide.print(table)
+    if bad:
+        console.print(f"[bold red]{len(bad)} regression(s) beyond {pct}%[/]")
         raise SystemExit(1)
 
 

@@ -49,6 +49,7 @@ class Row:
     build_s: float | None = None
     status: str = "ok"
     error: str = ""
+    neighbors: str = ""  # the neighbours file, relative to the run directory (not a column)
 
     def record(self, ks: tuple[int, ...]) -> dict[str, Any]:
         """The row as leaderboard columns, in order."""
@@ -69,6 +70,7 @@ class Row:
     def from_record(cls, rec: dict[str, Any], ks: tuple[int, ...]) -> Row:
         names = metrics.metric_names(ks)
         values = {k: v for k, v in rec.items() if k not in names}
+        values.setdefault("neighbors", "")
         return cls(**values, metrics={n: rec[n] for n in names if rec.get(n) is not None})
 
 
@@ -141,7 +143,12 @@ class Context:
         if self.cfg.csv and not stem.with_name(stem.name + ".csv").is_file():
             neighbors.save(stem, ids, csv=True)
         self._found[(dim, k)] = Shortlist(
-            ids, meta["seconds"], meta["mflops_per_query"], meta["build_seconds"], meta["device"]
+            ids,
+            meta["seconds"],
+            meta["mflops_per_query"],
+            meta["build_seconds"],
+            meta["device"],
+            str(npy.relative_to(self.cfg.out)),
         )
         return True
 
@@ -182,6 +189,7 @@ class Context:
                 result.mflops_per_query,
                 build_s,
                 self.backend.device,
+                str(npy.relative_to(self.cfg.out)),
             )
 
     def search(self, dim: int, k: int) -> Shortlist:
@@ -259,7 +267,7 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
         observer.begin(f"{enc.label}/{be.label}: {st.label}", 1)
         try:
             found = [_row(cfg, ctx, st, r) for r in st.component.run(ctx)]
-            write_json(cell, [row.record(cfg.ks) for row in found])
+            write_json(cell, [row.record(cfg.ks) | {"neighbors": row.neighbors} for row in found])
         except Exception as exc:
             found = [blank(st, "failed", error_line(exc), ctx.dataset, device)]
         observer.advance()
@@ -269,8 +277,10 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
 
 
 def _row(cfg: RunConfig, ctx: Context, st: Spec, r: Retrieval) -> Row:
+    path = r.saved
     if r.stem is not None:
-        neighbors.save(cfg.out / "neighbors" / r.stem, r.ids, csv=cfg.csv)
+        npy = neighbors.save(cfg.out / "neighbors" / r.stem, r.ids, csv=cfg.csv)
+        path = str(npy.relative_to(cfg.out))
     db_labels, q_labels = ctx.labels
     values = metrics.compute(r.ids, db_labels, q_labels, cfg.ks, cfg.metrics)
     m = len(q_labels)
@@ -288,4 +298,5 @@ def _row(cfg: RunConfig, ctx: Context, st: Spec, r: Retrieval) -> Row:
         latency_ms_per_query=1000 * r.seconds / m,
         qps=m / r.seconds if r.seconds > 0 else None,
         build_s=r.build_seconds,
+        neighbors=path,
     )

@@ -44,6 +44,7 @@ class Shortlist:
     mflops_per_query: float
     build_seconds: float  # index build (0 when loaded from the cache)
     device: str
+    path: str = ""  # the neighbours file, relative to the run directory
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class Retrieval:
     mflops_per_query: float
     seconds: float  # retrieval wall-clock for all queries: search plus reranks
     build_seconds: float
-    stem: str | None = None  # neighbours file stem under neighbors/, None if already written
+    stem: str | None = None  # neighbours file stem under neighbors/ to write, or
+    saved: str = ""  # the path of an already written neighbours file (a search's)
 
 
 class RetrievalContext(Protocol):
@@ -124,6 +126,11 @@ class Encoder(Component):
     @abstractmethod
     def embeddings(self, dim: int) -> Embeddings:
         """Arrays whose first ``dim`` columns are the size-``dim`` representation."""
+
+    def thumbnails(self, split: str, rows: Sequence[int]) -> list[np.ndarray] | None:
+        """Small RGB uint8 images of database (``split="database"``) or query rows, for
+        retrieval examples in reports; ``None`` when the encoder has no images."""
+        return None
 
 
 class Backend(Component):

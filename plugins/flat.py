@@ -43,6 +43,7 @@ class Flat(Strategy):
                     mflops_per_query=found.mflops_per_query,
                     seconds=found.seconds,
                     build_seconds=found.build_seconds,
+                    saved=found.path,
                 )
             )
         return rows

@@ -19,9 +19,11 @@ run neither trains nor encodes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mrlbench.arrays import load_embeddings
 from mrlbench.errors import ConfigError
@@ -132,6 +134,21 @@ class ImageEncoder(Encoder):
             {"settings": settings, "kind": kind, "history": [e.__dict__ for e in history]},
         )
         return path
+
+    def thumbnails(self, split: str, rows: Sequence[int]) -> list[np.ndarray] | None:
+        """RGB uint8 images of the given rows, straight from the dataset."""
+        from PIL import Image
+
+        items = self._dataset().split(split)
+        out = []
+        for row in rows:
+            image, _ = items[int(row)]
+            if isinstance(image, np.ndarray):
+                image = Image.fromarray(image)
+            image = image.convert("RGB")
+            image.thumbnail((64, 64))
+            out.append(np.asarray(image))
+        return out
 
     def _workers(self) -> int:
         from mrlbench_plugins.encoding import default_workers

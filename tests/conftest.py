@@ -89,3 +89,25 @@ def brute_force(xb: np.ndarray, xq: np.ndarray, dim: int, k: int) -> np.ndarray:
     b, q = normalized(xb, dim), normalized(xq, dim)
     dist = (q**2).sum(1)[:, None] - 2 * q @ b.T + (b**2).sum(1)[None, :]
     return np.argsort(dist, axis=1, kind="stable")[:, :k]
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """``mrlbench run --quick`` once per session: (run directory, cache folder)."""
+    import os
+
+    cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("quick") / "run"
+    old = os.environ.get("MRLBENCH_CACHE")
+    os.environ["MRLBENCH_CACHE"] = str(cache)
+    try:
+        try:
+            main(["run", "--quick", "--out", str(out)])
+        except SystemExit as exc:
+            assert not exc.code, f"mrlbench run --quick exited {exc.code}"
+    finally:
+        if old is None:
+            os.environ.pop("MRLBENCH_CACHE", None)
+        else:
+            os.environ["MRLBENCH_CACHE"] = old
+    return out, cache

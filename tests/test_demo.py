@@ -13,20 +13,13 @@ from mrlbench_plugins.image_datasets import FASHION_FILES, FashionMNIST, find_fa
 from mrlbench.errors import DataError
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
 def board(out):
     return json.loads((out / "leaderboard.json").read_text())
 
 
-def test_quick_demo_end_to_end(cli, cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("MRLBENCH_CACHE", str(cache))
-    r = cli("run", "--quick", "--out", tmp_path / "run")
-    assert r.code == 0, r.err[-3000:]
-    rows = board(tmp_path / "run")
+def test_quick_demo_end_to_end(quick_demo):
+    out, cache = quick_demo
+    rows = board(out)
     cells = {(row["encoder"], row["backend"], row["strategy"]) for row in rows}
     assert cells == {
         (e, b, s)
@@ -41,6 +34,8 @@ def test_quick_demo_end_to_end(cli, cache, tmp_path, monkeypatch):
     best = max(row["mAP@10"] for row in rows if row["encoder"] == "mrl")
     assert best > 0.5
     assert len(list((cache / "models").glob("*.pt"))) == 7  # one MRL + six FF sizes
+    for name in ("report.html", "plot_accuracy_vs_dims.png", "examples_mrl.png"):
+        assert (out / name).is_file()
 
 
 def test_print_config_shows_the_builtin_demo(cli):
@@ -54,10 +49,9 @@ def test_print_config_shows_the_builtin_demo(cli):
         assert cfg["encoders"][0]["dataset"] == "fashion-mnist"
 
 
-def test_second_run_reuses_models_and_arrays(cli, cache, tmp_path, monkeypatch):
+def test_second_run_reuses_models_and_arrays(cli, quick_demo, tmp_path, monkeypatch):
+    _, cache = quick_demo
     monkeypatch.setenv("MRLBENCH_CACHE", str(cache))
-    if not list((cache / "models").glob("*.pt")):
-        assert cli("run", "--quick", "--out", tmp_path / "first").code == 0
     stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
 
     def no_training(*args, **kwargs):
