@@ -14,7 +14,7 @@ import numpy as np
 
 from mrlbench import neighbors as nbfiles
 from mrlbench import plots
-from mrlbench.report import fmt, frontier, headline
+from mrlbench.report import cost_columns, fmt, frontier, headline
 from mrlbench.store import read_json, write_text
 from mrlbench.types import Encoder
 
@@ -155,17 +155,7 @@ def write(
         *(f"{m}@{k}" for m in ("mAP", "precision", "recall", "topk_acc") for k in ks),
         "status",
     ]
-    cost_cols = [
-        "encoder",
-        "backend",
-        "device",
-        "label",
-        metric,
-        "mflops_per_query",
-        "latency_ms_per_query",
-        "qps",
-        "build_s",
-    ]
+    cost_cols = cost_columns(ks)
     by_metric = sorted(records, key=lambda r: -(r.get(metric) or -1.0))
     flags = frontier(records, metric)
     order = sorted(

@@ -24,6 +24,21 @@ def columns(ks: Sequence[int]) -> list[str]:
     return FIXED + metrics.metric_names(ks) + TAIL
 
 
+def cost_columns(ks: Sequence[int]) -> list[str]:
+    """The cost view: the headline metric next to MFLOPs, latency and build time."""
+    return [
+        "encoder",
+        "backend",
+        "device",
+        "label",
+        headline(ks),
+        "mflops_per_query",
+        "latency_ms_per_query",
+        "qps",
+        "build_s",
+    ]
+
+
 def headline(ks: Sequence[int]) -> str:
     """The metric the views sort by: mAP@10, or mAP at the smallest cut-off."""
     return "mAP@10" if 10 in ks else f"mAP@{min(ks)}"
@@ -111,17 +126,7 @@ def accuracy_table(records: list[dict[str, Any]], ks: Sequence[int]) -> Table:
 def cost_table(records: list[dict[str, Any]], ks: Sequence[int]) -> Table:
     metric = headline(ks)
     table = Table(title=f"Cost ({metric} against MFLOPs/query and latency; * = flat Pareto)")
-    shown = [
-        "encoder",
-        "backend",
-        "device",
-        "label",
-        metric,
-        "mflops_per_query",
-        "latency_ms_per_query",
-        "qps",
-        "build_s",
-    ]
+    shown = cost_columns(ks)
     for col in [*shown, "pareto"]:
         table.add_column(col, justify="left" if col in FIXED else "right")
     flags = frontier(records, metric)
