@@ -106,7 +106,9 @@ class ImageEncoder(Encoder):
 
             split = Subset(split, settings["limit"])
         classes = int(max(split.labels)) + 1
-        model = resnet_models.build(self.arch, kind, classes, settings.get("nesting"), rep_size)
+        model = training.new_model(
+            self.arch, kind, classes, settings.get("nesting"), rep_size, settings["seed"]
+        )
         dev = encoding.pick_device(self.device)
         epochs, batch = settings["epochs"], settings["batch_size"]
         self.observer.begin(

@@ -31,6 +31,16 @@ def matryoshka_loss(
     return (losses * torch.tensor(weights, dtype=losses.dtype, device=losses.device)).sum()
 
 
+def new_model(
+    arch: str, kind: str, classes: int, nesting=None, rep_size=None, seed: int = 0
+) -> nn.Module:
+    """A freshly initialised model; the seed fixes its initial weights."""
+    from mrlbench_plugins.resnet_models import build
+
+    torch.manual_seed(seed)
+    return build(arch, kind, classes, nesting, rep_size)
+
+
 @dataclass(frozen=True)
 class Epoch:
     epoch: int

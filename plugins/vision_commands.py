@@ -248,7 +248,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         if limit:
             split = Subset(split, limit)
         classes = int(max(label for label in split.labels)) + 1
-        model = resnet_models.build(arch, kind, classes, nesting, rep_size)
+        model = training.new_model(arch, kind, classes, nesting, rep_size, seed)
         weights = (
             [float(w) for w in relative_importance.split(",")] if relative_importance else None
         )
