@@ -15,7 +15,8 @@ plugin = "resnet50-mrl"
 name = "mrl"
 arch = "resnet-narrow-s2"       # residual blocks, 256-d pooled embedding (README: why)
 dataset = "fashion-mnist"{dataset_args}
-train = {{ epochs = {epochs}{limit} }}
+# the six per-dim losses averaged, so the backbone's step matches the one-loss FF models
+train = {{ epochs = {epochs}{limit}, relative_importance = {weights} }}
 
 [[encoders]]
 plugin = "resnet50-ff"
@@ -59,6 +60,8 @@ rerank_dims = [16, 32, 64, 128, 256]
 shortlists = [200, 100, 50, 25, 10]
 """
 
+_MEAN = "[" + ", ".join(["0.16666666666666666"] * 6) + "]"  # 1/6 for each of 6 dims
+
 DEFAULT_CONFIG = """\
 # mrlbench built-in demo: Matryoshka vs fixed-feature embeddings on Fashion-MNIST.
 # Models are trained on first use and cached ($MRLBENCH_CACHE, default ~/.cache/mrlbench).
@@ -66,7 +69,7 @@ DEFAULT_CONFIG = """\
 out = "results/demo"
 ks = [10, 25, 50, 100]
 metrics = "standard"
-""" + _MODELS.format(dataset_args="", epochs=1, limit="")
+""" + _MODELS.format(dataset_args="", epochs=1, limit="", weights=_MEAN)
 
 QUICK_CONFIG = """\
 # mrlbench --quick: the built-in demo on a subset (6,000 database and 1,000 query images,
@@ -79,4 +82,5 @@ metrics = "standard"
     dataset_args="\ndataset_args = { limit_database = 6000, limit_queries = 1000 }",
     epochs=1,
     limit="",
+    weights=_MEAN,
 )

@@ -245,7 +245,7 @@ def stripes(n: int, size: int = 16, seed: int = 0) -> ArraySplit:
 
 
 def test_short_training_lowers_the_loss():
-    model = resnet_models.build("resnet-narrow-s2", "mrl", 4, nesting=[8, 32, 256])
+    model = training.new_model("resnet-narrow-s2", "mrl", 4, nesting=[8, 32, 256])
     history = training.train(
         model,
         stripes(512),
@@ -257,6 +257,24 @@ def test_short_training_lowers_the_loss():
     )
     assert history[-1].loss < 0.8 * history[0].loss
     assert len(history[-1].accuracy) == 3
+
+
+def test_training_is_seeded():
+    def once():
+        model = training.new_model("resnet-narrow-s2", "mrl", 4, nesting=[8, 256], seed=5)
+        training.train(
+            model,
+            stripes(128),
+            encoding.transform("small", 16),
+            epochs=1,
+            batch_size=32,
+            lr=0.1,
+            seed=5,
+        )
+        return model.state_dict()
+
+    a, b = once(), once()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_corrupt_image_is_reported_and_can_be_skipped(cli, tmp_path):
