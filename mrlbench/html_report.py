@@ -14,7 +14,7 @@ import numpy as np
 
 from mrlbench import neighbors as nbfiles
 from mrlbench import plots
-from mrlbench.report import cost_columns, fmt, frontier, headline
+from mrlbench.report import cost_columns, cost_order, fmt, frontier, headline
 from mrlbench.store import read_json, write_text
 from mrlbench.types import Encoder
 
@@ -158,14 +158,7 @@ def write(
     cost_cols = cost_columns(ks)
     by_metric = sorted(records, key=lambda r: -(r.get(metric) or -1.0))
     flags = frontier(records, metric)
-    order = sorted(
-        range(len(records)),
-        key=lambda i: (
-            records[i]["encoder"],
-            records[i]["backend"],
-            records[i]["mflops_per_query"] or 0.0,
-        ),
-    )
+    order = cost_order(records)
     env = read_json(run / "env.json") or {}
     failed = [r for r in records if r["status"] != "ok"]
     parts = [

@@ -39,6 +39,18 @@ def cost_columns(ks: Sequence[int]) -> list[str]:
     ]
 
 
+def cost_order(records: Sequence[dict[str, Any]]) -> list[int]:
+    """Row indices by encoder, backend, then MFLOPs: the cost view's order."""
+    return sorted(
+        range(len(records)),
+        key=lambda i: (
+            records[i]["encoder"],
+            records[i]["backend"],
+            records[i]["mflops_per_query"] or 0.0,
+        ),
+    )
+
+
 def headline(ks: Sequence[int]) -> str:
     """The metric the views sort by: mAP@10, or mAP at the smallest cut-off."""
     return "mAP@10" if 10 in ks else f"mAP@{min(ks)}"
@@ -130,14 +142,7 @@ def cost_table(records: list[dict[str, Any]], ks: Sequence[int]) -> Table:
     for col in [*shown, "pareto"]:
         table.add_column(col, justify="left" if col in FIXED else "right")
     flags = frontier(records, metric)
-    order = sorted(
-        range(len(records)),
-        key=lambda i: (
-            records[i]["encoder"],
-            records[i]["backend"],
-            records[i]["mflops_per_query"] or 0.0,
-        ),
-    )
+    order = cost_order(records)
     for i in order:
         rec = records[i]
         table.add_row(*(cell(rec.get(c), c) for c in shown), "*" if flags[i] else "")
