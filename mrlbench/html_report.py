@@ -14,7 +14,7 @@ import numpy as np
 
 from mrlbench import neighbors as nbfiles
 from mrlbench import plots
-from mrlbench.report import cost_columns, cost_order, fmt, frontier, headline
+from mrlbench.report import cost_columns, cost_order, fmt, frontier, headline, single_shot
 from mrlbench.store import read_json, write_text
 from mrlbench.types import Encoder
 
@@ -76,11 +76,9 @@ def pick_examples(
         return []
     backend = rows[0]["backend"]
     rows = [r for r in rows if r["backend"] == backend]
-    single = sorted(
-        (r for r in rows if r["dims"] and "," not in r["dims"]), key=lambda r: int(r["dims"])
-    )
+    single = sorted((r for r in rows if single_shot(r)), key=lambda r: int(r["dims"]))
     chosen = ([single[0], single[-1]] if len(single) > 1 else single) + [
-        r for r in rows if "," in r["dims"]
+        r for r in rows if not single_shot(r) and r["dims"]
     ]
     paths = {(i["encoder"], i["backend"], i["label"]): i["path"] for i in index}
     return [
@@ -97,6 +95,8 @@ def examples(run: Path, records, index, encoders: Mapping[str, Encoder]) -> list
         chosen = pick_examples(records, index, name)
         if not chosen:
             continue
+        if encoder.thumbnails("queries", []) is None:
+            continue  # no images: do not load (and scan) its arrays for nothing
         emb = encoder.embeddings(encoder.dims[0])
         yb, yq = emb.database_labels, emb.query_labels
         queries = np.random.default_rng(0).choice(
@@ -107,9 +107,7 @@ def examples(run: Path, records, index, encoders: Mapping[str, Encoder]) -> list
             for r in chosen
         }
         wanted = sorted({int(i) for ids in lists.values() for i in ids.ravel() if i >= 0})
-        query_images = encoder.thumbnails("queries", [int(q) for q in queries])
-        if query_images is None:
-            continue
+        query_images = encoder.thumbnails("queries", [int(q) for q in queries]) or []
         database_images = dict(
             zip(wanted, encoder.thumbnails("database", wanted) or [], strict=False)
         )

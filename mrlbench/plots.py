@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mrlbench.report import headline
+from mrlbench.report import headline, single_shot
 from mrlbench.store import atomic_path
 
 
@@ -44,10 +44,6 @@ def _ok(records: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     return [r for r in records if r["status"] == "ok" and r.get(metric) is not None]
 
 
-def _single_shot(rec: dict[str, Any]) -> bool:
-    return rec["dims"] != "" and "," not in rec["dims"]
-
-
 def _grouped(records, *keys):
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for rec in records:
@@ -64,8 +60,8 @@ def figures(records: Sequence[dict[str, Any]], ks: Sequence[int]) -> list[Figure
     for (backend,), group in sorted(_grouped(rows, "backend").items()):
         lines, cost, time = [], [], []
         for (encoder,), recs in sorted(_grouped(group, "encoder").items()):
-            flat = sorted((r for r in recs if _single_shot(r)), key=lambda r: int(r["dims"]))
-            others = [r for r in recs if not _single_shot(r) and r["dims"]]
+            flat = sorted((r for r in recs if single_shot(r)), key=lambda r: int(r["dims"]))
+            others = [r for r in recs if not single_shot(r) and r["dims"]]
             if flat:
                 lines.append(
                     Series(

@@ -39,6 +39,11 @@ def cost_columns(ks: Sequence[int]) -> list[str]:
     ]
 
 
+def single_shot(rec: dict[str, Any]) -> bool:
+    """A row from one search at one dim, no rerank (flat, in the built-ins)."""
+    return rec["dims"] != "" and "," not in rec["dims"]
+
+
 def cost_order(records: Sequence[dict[str, Any]]) -> list[int]:
     """Row indices by encoder, backend, then MFLOPs: the cost view's order."""
     return sorted(
@@ -71,8 +76,7 @@ def frontier(records: Sequence[dict[str, Any]], metric: str) -> list[bool]:
     flags = [False] * len(records)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, rec in enumerate(records):
-        single_shot = rec["dims"] != "" and "," not in rec["dims"]  # one search, no rerank
-        if rec["status"] == "ok" and single_shot and rec.get(metric) is not None:
+        if rec["status"] == "ok" and single_shot(rec) and rec.get(metric) is not None:
             groups.setdefault((rec["encoder"], rec["backend"]), []).append(i)
     for members in groups.values():
         pts = [(records[i]["mflops_per_query"], records[i][metric]) for i in members]

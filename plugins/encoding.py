@@ -258,20 +258,26 @@ def encode_dataset(
     Returns the X path of each split written."""
     dev = pick_device(device)
     prec = pick_precision(precision, dev)
-    native = model.fc.in_features if kind == "ff" else model.fc.nesting[-1]
+    from mrlbench_plugins.resnet_models import head_width
+
+    native = head_width(model)
     rep = rep_size or native
     if rep > native:
         raise ConfigError(f"--rep-size {rep} is larger than the model's {native} features")
     config = config_string(kind, rep)
-    net = prepare(model, dev)
+    net = None  # the inference copy of the model, made only if a split needs encoding
     fn = transform(transform_name, image_size)
     written = {}
     for which in splits:
-        split = dataset.split(which)
-        order = sample_order(len(split), random_sample, seed)
         part = "train" if which == "database" else "val"
         x_path = Path(out) / array_name(name, part, config, "X")
         y_path = Path(out) / array_name(name, part, config, "y")
+        written[which] = x_path
+        if x_path.is_file() and y_path.is_file():
+            continue
+        net = net or prepare(model, dev)
+        split = dataset.split(which)
+        order = sample_order(len(split), random_sample, seed)
         split_key = {
             **(key or {}),
             "split": which,
@@ -298,7 +304,6 @@ def encode_dataset(
             skip_bad,
             tick,
         )
-        written[which] = x_path
     return written
 
 

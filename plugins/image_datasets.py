@@ -115,6 +115,25 @@ class ImageNetV2(Dataset):
         return scan_folder(self.database)
 
 
+class Subset:
+    """The first ``n`` items of a split."""
+
+    def __init__(self, split, n: int) -> None:
+        self.split, self.n = split, min(n, len(split))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if i >= self.n:
+            raise IndexError(i)
+        return self.split[i]
+
+    @property
+    def labels(self):
+        return self.split.labels[: self.n]
+
+
 # ----------------------------------------------------------------------- Fashion-MNIST
 FASHION_FILES = {  # file: SHA-256 of the decompressed IDX data
     "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",  # noqa: E501
@@ -203,16 +222,19 @@ class FashionMNIST(Dataset):
     ) -> None:
         self.root = root
         self.limits = {"database": limit_database, "queries": limit_queries}
+        self._splits: dict[str, ArraySplit] = {}
 
     def split(self, which: str) -> Sequence[tuple[Any, int]]:
         prefix = {"database": "train", "queries": "t10k"}.get(which)
         if prefix is None:
             raise ConfigError(f"unknown split '{which}'")
-        folder = find_fashion(self.root)
-        images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
-        labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
-        n = self.limits[which] or len(labels)
-        return ArraySplit(images[:n], labels[:n])
+        if which not in self._splits:  # decompress and verify once per instance
+            folder = find_fashion(self.root)
+            images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
+            labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
+            n = self.limits[which] or len(labels)
+            self._splits[which] = ArraySplit(images[:n], labels[:n])
+        return self._splits[which]
 
 
 def fetch_fashion_mnist(root: str | Path | None = None, echo=print) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mrlbench_plugins.image_datasets import Subset
 
 from mrlbench.arrays import load_embeddings
 from mrlbench.errors import ConfigError
@@ -102,8 +103,6 @@ class ImageEncoder(Encoder):
             return path
         split = self._dataset().split("database")
         if settings.get("limit"):
-            from mrlbench_plugins.vision_commands import Subset
-
             split = Subset(split, settings["limit"])
         classes = int(max(split.labels)) + 1
         model = training.new_model(
@@ -190,8 +189,7 @@ class ImageEncoder(Encoder):
             progress=task,
             key=key,
         )
-        native = model.fc.in_features if kind == "ff" else model.fc.nesting[-1]
-        config = encoding.config_string(kind, rep_size or native)
+        config = encoding.config_string(kind, rep_size or resnet_models.head_width(model))
         return load_embeddings(folder, self.dataset_name, config)
 
 

@@ -130,9 +130,9 @@ def backbone(arch: str, num_classes: int = 1000) -> nn.Module:
     return ARCHS[arch](num_classes)
 
 
-def embedding_dim(model: nn.Module) -> int:
-    """Width of the pooled embedding (the input width of the original head)."""
-    return int(model.fc.in_features if isinstance(model.fc, nn.Linear) else model.fc.nesting[-1])
+def head_width(model: nn.Module) -> int:
+    """How many embedding features the model's head reads (FF-d: d; MRL: the widest dim)."""
+    return int(model.fc.nesting[-1] if isinstance(model.fc, MRLHead) else model.fc.in_features)
 
 
 def build(

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import click
+from mrlbench_plugins.image_datasets import Subset
 from mrlbench_plugins.reference_commands import int_list
 from rich.progress import (
     BarColumn,
@@ -302,22 +303,3 @@ def mrlbench_register_commands(cli: click.Group) -> None:
             table.add_row(str(e.epoch), f"{e.loss:.4f}", *(f"{a:.4f}" for a in e.accuracy))
         console.print(table)
         console.print(json.dumps({"checkpoint": str(out)}))
-
-
-class Subset:
-    """The first ``n`` items of a split."""
-
-    def __init__(self, split, n: int) -> None:
-        self.split, self.n = split, min(n, len(split))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i):
-        if i >= self.n:
-            raise IndexError(i)
-        return self.split[i]
-
-    @property
-    def labels(self):
-        return self.split.labels[: self.n]
