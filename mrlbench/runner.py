@@ -223,7 +223,7 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
             enc.label, dataset, be.label, device, st.label, st.label, status=status, error=error
         )
 
-    reason = type(be.component).availability()
+    reason = type(enc.component).availability() or type(be.component).availability()
     if reason:
         for _ in cfg.strategies:
             observer.cell_done()

@@ -39,6 +39,15 @@ SHORT_NAMES = {"fashion-mnist": "FMNIST"}
 class ImageEncoder(Encoder):
     """Shared by the two encoders: dataset, cache, training and encoding."""
 
+    @classmethod
+    def availability(cls) -> str | None:
+        import importlib.util
+
+        missing = [m for m in ("torch", "torchvision", "PIL") if not importlib.util.find_spec(m)]
+        if missing:
+            return f"{', '.join(missing)} not installed: pip install -e '.[vision]'"
+        return None
+
     def __init__(
         self,
         arch: str = "resnet50",

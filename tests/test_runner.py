@@ -140,3 +140,14 @@ def test_unavailable_backend_is_skipped(cli, config, tmp_path, monkeypatch):
     assert cli("run", config, "--out", out).code == 0
     skipped = [row for row in load_board(out) if row["status"] == "skipped"]
     assert len(skipped) == 3 and skipped[0]["error"] == "no HNSW today"
+
+
+def test_unavailable_encoder_is_skipped(cli, config, tmp_path, monkeypatch):
+    from mrlbench_plugins.arrays import ArraysEncoder
+
+    monkeypatch.setattr(ArraysEncoder, "availability", classmethod(lambda cls: "no arrays"))
+    out = tmp_path / "out"
+    assert cli("run", config, "--out", out).code == 0
+    rows = load_board(out)
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"skipped"}
+    assert {row["error"] for row in rows} == {"no arrays"}
