@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from mrlbench_plugins import encoding, resnet_models
-from mrlbench_plugins.image_datasets import ImageFolderDataset, scan_folder
+from mrlbench_plugins.vision import encoding, models
+from mrlbench_plugins.vision.data import scan_folder
+from mrlbench_plugins.vision.datasets import ImageFolderDataset
+from mrlbench_plugins.vision.settings import Settings
 from PIL import Image
 
 IMAGES, BATCH = 96, 32
@@ -57,17 +59,14 @@ def plain_loop(folder: Path, checkpoint: Path) -> np.ndarray:
 
 
 def mrlbench_encode(folder: Path, checkpoint: Path, out: Path) -> np.ndarray:
-    model = resnet_models.load(checkpoint, "ff", "resnet50")
+    model = models.load(checkpoint, "ff", "resnet50")
     encoding.encode_dataset(
         model,
         "ff",
         ImageFolderDataset(database=str(folder)),
         "B",
         out,
-        device="cpu",
-        precision="auto",
-        batch_size=BATCH,
-        workers=encoding.default_workers(),
+        Settings(device="cpu", precision="auto", batch_size=BATCH),  # default workers
         splits=["database"],
     )
     x = np.load(out / "B_train_mrl0_e0_ff2048-X.npy")
@@ -98,7 +97,8 @@ RESULTS: dict[str, np.ndarray] = {}
 
 PEAK = """
 import json, sys, threading, time, numpy as np
-from mrlbench_plugins import encoding, resnet_models
+from mrlbench_plugins.vision import encoding, models
+from mrlbench_plugins.vision.settings import Settings
 n, out = int(sys.argv[1]), sys.argv[2]
 
 def anon_kb():  # heap memory; memory-mapped file pages are not counted
@@ -120,12 +120,12 @@ class Lazy:  # deterministic images made on demand: the dataset itself takes no 
 class Data:
     def split(self, which): return Lazy()
 
-model = resnet_models.build("resnet-narrow-s2", "mrl", 10)
+model = models.build("resnet-narrow-s2", "mrl", 10)
 before = anon_kb()
 threading.Thread(target=watch, daemon=True).start()
-encoding.encode_dataset(model, "mrl", Data(), "M", out, transform_name="small",
-                        device="cpu", precision="auto", batch_size=256, workers=0,
-                        splits=["database"])
+settings = Settings(transform="small", device="cpu", precision="auto", batch_size=256,
+                    workers=0)
+encoding.encode_dataset(model, "mrl", Data(), "M", out, settings, splits=["database"])
 stop.set()
 print(json.dumps({"n": n, "before_kb": before, "peak_kb": max(peak[0], anon_kb())}))
 """

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from mrlbench_plugins.faiss_exact import FaissExact
+from mrlbench_plugins.faiss.exact import FaissExact
 
 N, M, D, K = 100_000, 1_000, 2048, 2048
 

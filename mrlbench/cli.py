@@ -6,38 +6,21 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
-from mrlbench import __version__, compare, config, html_report, report, runner
+from mrlbench import __version__, compare, config, report, rundir
+from mrlbench.console import console, progress_bar, stderr
 from mrlbench.demo import DEFAULT_CONFIG, QUICK_CONFIG
-from mrlbench.env import describe
 from mrlbench.errors import MrlbenchError
-from mrlbench.plugins import PLUGINS_DIR_ENV, Registry, load
-from mrlbench.store import write_json, write_text
+from mrlbench.plugins import PLUGINS_DIR_ENV, load, pm, registry
 from mrlbench.types import Observer
 
-# Wide tables in logs and pipes; a terminal's own width when there is one.
-console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True, soft_wrap=True)
-
-
-class State:
-    """The plugin manager and registry, loaded once per process."""
-
-    pm: Any = None
-    registry: Registry | None = None
-    debug = False
-
-
-def registry() -> Registry:
-    assert State.registry is not None
-    return State.registry
+DEBUG = {"on": False}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,61 +79,24 @@ def run(
     if csv_:
         raw.setdefault("run", {})["csv"] = True
     cfg = config.build(raw, registry(), out)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    write_text(cfg.out / "config.toml", config.dumps(cfg.resolved()))
-    write_json(cfg.out / "env.json", describe())
     cells = len(cfg.encoders) * len(cfg.backends) * len(cfg.strategies)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=False,
-    ) as progress:
-        rows = runner.run(cfg, RichObserver(progress, cells))
-    records = [row.record(cfg.ks) for row in rows]
-    report.write(cfg.out, records, cfg.ks)
-    write_json(
-        cfg.out / "neighbors.json",
-        [
-            {"encoder": r.encoder, "backend": r.backend, "label": r.label, "path": r.neighbors}
-            for r in rows
-            if r.neighbors
-        ],
-    )
-    report.show(console, records, cfg.ks)
+    with progress_bar() as progress:
+        done = rundir.execute(cfg, RichObserver(progress, cells))
+    report.show(console, done.rows, cfg.ks)
     console.print(f"leaderboards written to {cfg.out}/leaderboard.(csv|json|md)")
-    _html(cfg.out, records, cfg.ks, {s.label: s.component for s in cfg.encoders})
-    if any(r["status"] == "failed" for r in records):
+    if done.report is not None:
+        console.print(f"report written to {done.report}", highlight=False)
+    if any(r.status == "failed" for r in done.rows):
         raise SystemExit(1)
-
-
-def _html(out: Path, records: list, ks, encoders: dict) -> None:
-    try:
-        path = html_report.write(out, records, ks, encoders)
-    except Exception as exc:  # the leaderboards stand without the report
-        if State.debug:
-            raise
-        errors.print(f"[yellow]warning:[/] report not written: {escape(str(exc))}")
-        return
-    console.print(f"report written to {path}", highlight=False)
 
 
 @cli.command(name="report")
 @click.argument("run_dir", type=click.Path())
 def report_command(run_dir: str) -> None:
     """Write RUN_DIR/report.html and the plots from a finished run."""
-    out = Path(run_dir)
-    records = compare.load_board(out)
-    raw = config.read_toml(out / "config.toml")
-    ks = tuple(raw.get("run", {}).get("ks", [10]))
-    try:
-        encoders = {s.label: s.component for s in config.build(raw, registry(), out).encoders}
-    except MrlbenchError as exc:
-        errors.print(f"[yellow]warning:[/] no retrieval examples: {escape(str(exc))}")
-        encoders = {}
-    _html(out, records, ks, encoders)
+    path = rundir.redraw(run_dir, registry())
+    if path is not None:
+        console.print(f"report written to {path}", highlight=False)
 
 
 @cli.command(name="compare")
@@ -165,32 +111,24 @@ def report_command(run_dir: str) -> None:
 )
 def compare_command(run_a: str, run_b: str, pct: float | None) -> None:
     """Every row both runs share, with the change in each metric and in latency."""
-    before, after = compare.load_board(run_a), compare.load_board(run_b)
+    before, after = rundir.load(run_a), rundir.load(run_b)
     found = compare.changes(before, after)
     if not found:
         raise MrlbenchError(f"{run_a} and {run_b} share no ok rows")
+    bad = compare.regressions(found, pct)
     cols = [c for c in compare.columns(before) if any(ch.column == c for ch in found)]
     table = Table(title=f"{run_a} -> {run_b} (change; latency in %)")
-    for col in ("encoder", "backend", "label", *cols):
+    for col in (*compare.KEY, *cols):
         table.add_column(col, justify="left" if col in compare.KEY else "right")
     by_key: dict = {}
     for ch in found:
         by_key.setdefault(ch.key, {})[ch.column] = ch
-    bad = []
     for key, row in by_key.items():
         cells = []
         for col in cols:
             ch = row.get(col)
-            if ch is None:
-                cells.append("")
-                continue
-            text = (
-                f"{ch.percent:+.1f}%" if col == compare.LATENCY else f"{ch.after - ch.before:+.4f}"
-            )
-            if pct is not None and ch.regressed(pct):
-                bad.append(ch)
-                text = f"[bold red]{text}[/]"
-            cells.append(text)
+            text = "" if ch is None else ch.text()
+            cells.append(f"[bold red]{text}[/]" if ch in bad else text)
         table.add_row(*(escape(k) for k in key), *cells)
     wide = console if sys.stdout.isatty() else Console(width=max(160, 24 + 11 * len(cols)))
     wide.print(table)
@@ -227,38 +165,38 @@ def _preparse_plugins_dir(argv: list[str]) -> str | None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    errors.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+    stderr.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    State.debug = "--debug" in argv or bool(os.environ.get("MRLBENCH_DEBUG"))
+    DEBUG["on"] = "--debug" in argv or bool(os.environ.get("MRLBENCH_DEBUG"))
     warnings.showwarning = _show_warning
     try:
-        State.pm, State.registry = load(_preparse_plugins_dir(argv))
-        State.pm.hook.mrlbench_register_commands(cli=cli)
+        load(_preparse_plugins_dir(argv))
+        pm.hook.mrlbench_register_commands(cli=cli)
         cli.main(args=argv, prog_name="mrlbench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except click.Abort:
-        errors.print("aborted")
+        stderr.print("aborted")
         raise SystemExit(130) from None
     except click.ClickException as exc:
         exc.show()
         raise SystemExit(exc.exit_code) from None
     except MrlbenchError as exc:
-        if State.debug:
+        if DEBUG["on"]:
             raise
-        errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        errors.print("interrupted: completed work is kept; rerun to resume")
+        stderr.print("interrupted: completed work is kept; rerun to resume")
         raise SystemExit(130) from None
     except Exception as exc:
-        if State.debug:
+        if DEBUG["on"]:
             raise
-        errors.print(
+        stderr.print(
             f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))} "
             "(rerun with --debug for the traceback)",
             highlight=False,

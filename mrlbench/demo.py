@@ -14,7 +14,7 @@ _MODELS = """
 plugin = "resnet50-mrl"
 name = "mrl"
 arch = "resnet-narrow-s2"       # residual blocks, 256-d pooled embedding (README: why)
-dataset = "fashion-mnist"{dataset_args}
+dataset = {{ plugin = "fashion-mnist"{limits} }}
 # the six per-dim losses averaged, so the backbone's step matches the one-loss FF models
 train = {{ epochs = {epochs}{limit}, relative_importance = {weights} }}
 
@@ -22,7 +22,7 @@ train = {{ epochs = {epochs}{limit}, relative_importance = {weights} }}
 plugin = "resnet50-ff"
 name = "ff"                     # the fixed-feature baseline: one model per size
 arch = "resnet-narrow-s2"
-dataset = "fashion-mnist"{dataset_args}
+dataset = {{ plugin = "fashion-mnist"{limits} }}
 sizes = [8, 16, 32, 64, 128, 256]
 train = {{ epochs = {epochs}{limit} }}
 
@@ -30,7 +30,7 @@ train = {{ epochs = {epochs}{limit} }}
 plugin = "resnet50-ff"
 name = "ff256-truncated"        # the FF-256 model cut to 8, 16, ... dims: no MRL
 arch = "resnet-narrow-s2"
-dataset = "fashion-mnist"{dataset_args}
+dataset = {{ plugin = "fashion-mnist"{limits} }}
 sizes = [256]
 truncate = true
 train = {{ epochs = {epochs}{limit} }}
@@ -69,7 +69,7 @@ DEFAULT_CONFIG = """\
 out = "results/demo"
 ks = [10, 25, 50, 100]
 metrics = "standard"
-""" + _MODELS.format(dataset_args="", epochs=1, limit="", weights=_MEAN)
+""" + _MODELS.format(limits="", epochs=1, limit="", weights=_MEAN)
 
 QUICK_CONFIG = """\
 # mrlbench --quick: the built-in demo on a subset (6,000 database and 1,000 query images,
@@ -79,7 +79,7 @@ out = "results/demo-quick"
 ks = [10, 25, 50, 100]
 metrics = "standard"
 """ + _MODELS.format(
-    dataset_args="\ndataset_args = { limit_database = 6000, limit_queries = 1000 }",
+    limits=", limit_database = 6000, limit_queries = 1000",
     epochs=1,
     limit="",
     weights=_MEAN,

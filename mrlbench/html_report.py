@@ -8,17 +8,16 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from mrlbench import leaderboard as lb
 from mrlbench import neighbors as nbfiles
 from mrlbench import plots
-from mrlbench.report import cost_columns, cost_order, fmt, frontier, headline, single_shot
+from mrlbench.leaderboard import Row, single_shot
 from mrlbench.store import read_json, write_text
 from mrlbench.types import Encoder
 
-LOWER_IS_BETTER = {"mflops_per_query", "latency_ms_per_query", "build_s"}
 EXAMPLE_QUERIES, EXAMPLE_NEIGHBOURS = 4, 10
 
 CSS = """
@@ -34,65 +33,49 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
 """
 
 
-def _table(
-    records: Sequence[dict[str, Any]], cols: Sequence[str], extra: Sequence[str] | None = None
-) -> str:
+def _table(rows: Sequence[Row], cols: Sequence[str], extra: Sequence[str] | None = None) -> str:
     """An HTML table; the best value of each numeric column is highlighted."""
     best: dict[str, float] = {}
     for col in cols:
-        values = [
-            r[col]
-            for r in records
-            if isinstance(r.get(col), (int, float))
-            and not isinstance(r.get(col), bool)
-            and r["status"] == "ok"
-        ]
+        values = [r.value(col) for r in rows if r.ok and lb.numeric(col)]
+        values = [v for v in values if v is not None]
         if values:
-            best[col] = min(values) if col in LOWER_IS_BETTER else max(values)
+            best[col] = lb.column(col).best(values)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in [*cols, *(["pareto"] if extra else [])])
     body = []
-    for i, rec in enumerate(records):
+    for i, row in enumerate(rows):
         cells = []
         for col in cols:
-            value = rec.get(col)
+            value = row.value(col)
             klass = "text" if isinstance(value, str) else ""
             if col in best and value == best[col]:
                 klass += " best"
-            cells.append(f'<td class="{klass.strip()}">{html.escape(fmt(value, col))}</td>')
+            cells.append(f'<td class="{klass.strip()}">{html.escape(lb.fmt(value, col))}</td>')
         if extra:
             cells.append(f"<td>{html.escape(extra[i])}</td>")
-        css = ' class="failed"' if rec["status"] != "ok" else ""
+        css = ' class="failed"' if not row.ok else ""
         body.append(f"<tr{css}>{''.join(cells)}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def pick_examples(
-    records: Sequence[dict[str, Any]], index: Sequence[dict[str, Any]], encoder: str
-) -> list[dict[str, Any]]:
+def pick_examples(rows: Sequence[Row], encoder: str) -> list[Row]:
     """For one encoder and its first backend: single-shot rows at the smallest and the
-    largest dim, then every multi-stage row (adaptive, funnel, ...)."""
-    rows = [r for r in records if r["encoder"] == encoder and r["status"] == "ok"]
+    largest dim, then every multi-stage row (adaptive, funnel, ...); rows with a
+    neighbours file only."""
+    rows = [r for r in rows if r.encoder == encoder and r.ok and r.neighbors]
     if not rows:
         return []
-    backend = rows[0]["backend"]
-    rows = [r for r in rows if r["backend"] == backend]
-    single = sorted((r for r in rows if single_shot(r)), key=lambda r: int(r["dims"]))
-    chosen = ([single[0], single[-1]] if len(single) > 1 else single) + [
-        r for r in rows if not single_shot(r) and r["dims"]
-    ]
-    paths = {(i["encoder"], i["backend"], i["label"]): i["path"] for i in index}
-    return [
-        {**r, "path": paths[(encoder, backend, r["label"])]}
-        for r in chosen
-        if (encoder, backend, r["label"]) in paths
-    ]
+    rows = [r for r in rows if r.backend == rows[0].backend]
+    single = sorted((r for r in rows if single_shot(r)), key=lambda r: int(r.dims))
+    ends = [single[0], single[-1]] if len(single) > 1 else single
+    return ends + [r for r in rows if not single_shot(r) and r.dims]
 
 
-def examples(run: Path, records, index, encoders: Mapping[str, Encoder]) -> list[str]:
+def examples(run: Path, rows: Sequence[Row], encoders: Mapping[str, Encoder]) -> list[str]:
     """Example figures (file names) for every encoder that has images."""
     written = []
     for name, encoder in encoders.items():
-        chosen = pick_examples(records, index, name)
+        chosen = pick_examples(rows, name)
         if not chosen:
             continue
         if encoder.thumbnails("queries", []) is None:
@@ -103,7 +86,7 @@ def examples(run: Path, records, index, encoders: Mapping[str, Encoder]) -> list
             len(yq), min(EXAMPLE_QUERIES, len(yq)), replace=False
         )
         lists = {
-            r["label"]: np.asarray(nbfiles.load(run / r["path"])[queries][:, :EXAMPLE_NEIGHBOURS])
+            r.label: np.asarray(nbfiles.load(run / r.neighbors)[queries][:, :EXAMPLE_NEIGHBOURS])
             for r in chosen
         }
         wanted = sorted({int(i) for ids in lists.values() for i in ids.ravel() if i >= 0})
@@ -115,15 +98,15 @@ def examples(run: Path, records, index, encoders: Mapping[str, Encoder]) -> list
         for qi, q in enumerate(queries):
             for label, ids in lists.items():
                 panels.append(
-                    {
-                        "title": f"query {int(q)}: {label}",
-                        "query": query_images[qi],
-                        "neighbours": [
+                    plots.Panel(
+                        f"query {int(q)}: {label}",
+                        query_images[qi],
+                        tuple(
                             (database_images[int(i)], bool(yb[int(i)] == yq[q]))
                             for i in ids[qi]
                             if i >= 0
-                        ],
-                    }
+                        ),
+                    )
                 )
         path = plots.draw_examples(panels, run, f"examples_{_safe(name)}")
         written.append(path.name)
@@ -136,35 +119,25 @@ def _safe(name: str) -> str:
 
 def write(
     run: Path,
-    records: list[dict[str, Any]],
+    rows: Sequence[Row],
     ks: Sequence[int],
     encoders: Mapping[str, Encoder] | None = None,
 ) -> Path:
     """Plots, examples and ``report.html`` in the run directory."""
-    figures = [plots.draw(f, run).name for f in plots.figures(records, ks)]
-    index = read_json(run / "neighbors.json") or []
-    example_files = examples(run, records, index, encoders or {})
-    metric = headline(ks)
-    accuracy_cols = [
-        "encoder",
-        "backend",
-        "label",
-        "top1",
-        *(f"{m}@{k}" for m in ("mAP", "precision", "recall", "topk_acc") for k in ks),
-        "status",
-    ]
-    cost_cols = cost_columns(ks)
-    by_metric = sorted(records, key=lambda r: -(r.get(metric) or -1.0))
-    flags = frontier(records, metric)
-    order = cost_order(records)
+    figures = [plots.draw(f, run).name for f in plots.figures(rows, ks)]
+    example_files = examples(run, rows, encoders or {})
+    metric = lb.headline(ks)
+    accuracy_cols = lb.accuracy_view(ks, lb.METRIC_FAMILIES)
+    flags = lb.frontier(rows, metric)
+    order = lb.cost_order(rows)
     env = read_json(run / "env.json") or {}
-    failed = [r for r in records if r["status"] != "ok"]
+    failed = [r for r in rows if not r.ok]
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>mrlbench report: {html.escape(run.name)}</title><style>{CSS}</style>",
         "</head><body>",
         f"<h1>mrlbench report: {html.escape(run.name)}</h1>",
-        f"<p class='meta'>{len(records)} rows, {len(failed)} not ok; device "
+        f"<p class='meta'>{len(rows)} rows, {len(failed)} not ok; device "
         f"{html.escape(str(env.get('device', '?')))}; "
         f"{html.escape(json.dumps(env.get('packages', {})))}</p>",
         "<h2>Accuracy against representation size</h2>",
@@ -175,9 +148,11 @@ def write(
         "<h2>Accuracy against measured latency</h2>",
         f"<img src='{figures[2]}' alt='{metric} against latency'>",
         f"<h2>Accuracy view (sorted by {metric})</h2>",
-        _table(by_metric, accuracy_cols),
+        _table(lb.by_metric(rows, metric), accuracy_cols),
         "<h2>Cost view (pareto: single-shot rows on the frontier)</h2>",
-        _table([records[i] for i in order], cost_cols, ["*" if flags[i] else "" for i in order]),
+        _table(
+            [rows[i] for i in order], lb.cost_view(ks), ["*" if flags[i] else "" for i in order]
+        ),
     ]
     if example_files:
         parts.append(
@@ -188,8 +163,8 @@ def write(
     if failed:
         parts.append("<h2>Rows not ok</h2><ul>")
         parts += [
-            f"<li>{html.escape(r['encoder'])} / {html.escape(r['backend'])} / "
-            f"{html.escape(r['label'])}: {html.escape(r['error'])}</li>"
+            f"<li>{html.escape(r.encoder)} / {html.escape(r.backend)} / "
+            f"{html.escape(r.label)}: {html.escape(r.error)}</li>"
             for r in failed
         ]
         parts.append("</ul>")

@@ -1,6 +1,7 @@
-"""The index cache: ``index_files/{model}/{dataset}_{dim}dim_{index}.index`` plus a JSON
-sidecar; a cached index is reused only when size, dim, build parameters and the
-database's content hash all match, and a corrupt one is rebuilt with a warning."""
+"""The index cache: ``index_files/{model}/{dataset}_{dim}dim_{index}.index`` plus a resume
+sidecar (``mrlbench.resume``); a cached index is reused only when size, dim, build
+parameters and the database's content hash all match; a corrupt one is rebuilt with a
+warning."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mrlbench.store import atomic_path, read_json, write_json
+from mrlbench.resume import MISSING, cached, remember
+from mrlbench.store import atomic_path
 from mrlbench.types import Backend, Embeddings
 from mrlbench.vectors import prefix_chunks
 
@@ -37,10 +39,10 @@ def load_or_build(
     }
     meta_path = path.with_name(path.name + ".json") if path else None
     if path is not None and path.exists():
-        cached = read_json(meta_path) or {}
-        if cached.get("key") == meta:
+        done = cached(meta_path, meta)
+        if done is not MISSING:
             try:
-                return backend.read(str(path)), float(cached.get("build_seconds", 0.0))
+                return backend.read(str(path)), float(done["build_seconds"])
             except Exception as exc:
                 warnings.warn(
                     f"cached index {path} is unreadable ({exc}); rebuilding", stacklevel=2
@@ -53,7 +55,7 @@ def load_or_build(
     if path is not None:
         with atomic_path(path) as tmp:
             backend.write(index, str(tmp))
-        write_json(meta_path, {"key": meta, "build_seconds": seconds})
+        remember(meta_path, meta, {"build_seconds": seconds})
     return index, seconds
 
 

@@ -1,5 +1,6 @@
 """Neighbour files: int64 ids, one row per query, best first. ``.npy`` by default; the
-reference pipeline's CSV (no header, no index column) on request and on read."""
+reference pipeline's CSV (no header, no index column) on request and on read. A search's
+shortlist is named here; strategies name the files of their own rows."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import numpy as np
 
 from mrlbench.errors import DataError
 from mrlbench.store import atomic_write, load_npy, save_npy
+
+
+def search_stem(model: str, index: str, dim: int, k: int, dataset: str) -> str:
+    """Where a k-NN search's shortlist is written, relative to ``neighbors/`` (the
+    reference pipeline's name): ``{model}/{index}_{dim}dim_{k}shortlist_{dataset}``."""
+    return f"{model}/{index}_{dim}dim_{k}shortlist_{dataset}"
 
 
 def save(stem: str | Path, ids: np.ndarray, csv: bool = False) -> Path:

@@ -1,4 +1,4 @@
-"""The paper's plots from leaderboard records: what to draw (pure) and drawing it
+"""The paper's plots from leaderboard rows: what to draw (pure) and drawing it
 (matplotlib, Agg backend, no network)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mrlbench.report import headline, single_shot
+from mrlbench.leaderboard import Row, headline, single_shot
 from mrlbench.store import atomic_path
 
 
@@ -35,54 +35,62 @@ class Plot:
 
 
 @dataclass(frozen=True)
+class Panel:
+    """One row of retrieval examples: a query image and its neighbours, each with
+    whether it shares the query's class."""
+
+    title: str
+    query: Any  # HxWx3 uint8
+    neighbours: tuple[tuple[Any, bool], ...]
+
+
+@dataclass(frozen=True)
 class Figure:
     name: str  # file stem
     panels: tuple[Plot, ...] = field(default_factory=tuple)
 
 
-def _ok(records: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    return [r for r in records if r["status"] == "ok" and r.get(metric) is not None]
-
-
-def _grouped(records, *keys):
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for rec in records:
-        groups.setdefault(tuple(rec[k] for k in keys), []).append(rec)
+def _grouped(rows: Sequence[Row], key: str) -> dict[str, list[Row]]:
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(getattr(row, key), []).append(row)
     return groups
 
 
-def figures(records: Sequence[dict[str, Any]], ks: Sequence[int]) -> list[Figure]:
+def figures(rows: Sequence[Row], ks: Sequence[int]) -> list[Figure]:
     """The three figures of a run: accuracy against dims (the paper's Figure 7), against
     MFLOPs/query (Figure 8) and against measured latency; one panel per backend."""
     metric = headline(ks)
-    rows = _ok(records, metric)
+    rows = [r for r in rows if r.ok and r.value(metric) is not None]
     by_dim, by_cost, by_time = [], [], []
-    for (backend,), group in sorted(_grouped(rows, "backend").items()):
+    for backend, group in sorted(_grouped(rows, "backend").items()):
         lines, cost, time = [], [], []
-        for (encoder,), recs in sorted(_grouped(group, "encoder").items()):
-            flat = sorted((r for r in recs if single_shot(r)), key=lambda r: int(r["dims"]))
-            others = [r for r in recs if not single_shot(r) and r["dims"]]
+        for encoder, members in sorted(_grouped(group, "encoder").items()):
+            flat = sorted((r for r in members if single_shot(r)), key=lambda r: int(r.dims))
+            others = [r for r in members if not single_shot(r) and r.dims]
             if flat:
                 lines.append(
                     Series(
                         encoder,
-                        tuple(float(r["dims"]) for r in flat),
-                        tuple(r[metric] for r in flat),
+                        tuple(float(r.dims) for r in flat),
+                        tuple(r.value(metric) for r in flat),
                     )
                 )
             for key, out in (("mflops_per_query", cost), ("latency_ms_per_query", time)):
-                ordered = sorted(flat, key=lambda r: r[key])
+                ordered = sorted(flat, key=lambda r: r.value(key))
                 if ordered:
                     out.append(
                         Series(
                             f"{encoder} flat",
-                            tuple(r[key] for r in ordered),
-                            tuple(r[metric] for r in ordered),
+                            tuple(r.value(key) for r in ordered),
+                            tuple(r.value(metric) for r in ordered),
                         )
                     )
                 for r in others:
                     out.append(
-                        Series(f"{encoder} {r['label']}", (r[key],), (r[metric],), line=False)
+                        Series(
+                            f"{encoder} {r.label}", (r.value(key),), (r.value(metric),), line=False
+                        )
                     )
         by_dim.append(Plot(backend, "representation size (dims)", metric, tuple(lines), logx=True))
         by_cost.append(Plot(backend, "MFLOPs per query", metric, tuple(cost), logx=True))
@@ -131,7 +139,7 @@ def draw(figure: Figure, out: Path) -> Path:
     return path
 
 
-def draw_examples(panels: Sequence[dict[str, Any]], out: Path, name: str) -> Path:
+def draw_examples(panels: Sequence[Panel], out: Path, name: str) -> Path:
     """Retrieval examples: one row per (query, strategy): the query, then its neighbours
     framed green (same class) or red (other class)."""
     import matplotlib
@@ -139,7 +147,7 @@ def draw_examples(panels: Sequence[dict[str, Any]], out: Path, name: str) -> Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = 1 + max(len(p["neighbours"]) for p in panels)
+    cols = 1 + max(len(p.neighbours) for p in panels)
     fig, axes = plt.subplots(
         len(panels), cols, figsize=(cols * 0.9, len(panels) * 1.05), squeeze=False
     )
@@ -148,9 +156,9 @@ def draw_examples(panels: Sequence[dict[str, Any]], out: Path, name: str) -> Pat
             ax.set_xticks([])
             ax.set_yticks([])
             ax.axis("off")
-        row[0].imshow(panel["query"])
-        row[0].set_title(panel["title"], fontsize=6, loc="left")
-        for ax, (image, good) in zip(row[1:], panel["neighbours"], strict=False):
+        row[0].imshow(panel.query)
+        row[0].set_title(panel.title, fontsize=6, loc="left")
+        for ax, (image, good) in zip(row[1:], panel.neighbours, strict=False):
             ax.imshow(image)
             ax.axis("on")
             for spine in ax.spines.values():

@@ -93,13 +93,29 @@ class Registry:
         if label is not None and not isinstance(label, str):
             raise ConfigError(f"{kind} plugin '{plugin}': name must be a string")
         check_arguments(cls, table, f"{kind} plugin '{plugin}'")
+        arguments = dict(table)
+        for key, part in cls.components.items():
+            if key in arguments:
+                arguments[key] = self._part(part, arguments[key], f"{kind} plugin '{plugin}'")
         try:
-            component = cls(**table)
+            component = cls(**arguments)
         except ConfigError as exc:
             raise ConfigError(f"{kind} plugin '{plugin}': {exc}") from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{kind} plugin '{plugin}': {exc}") from None
+        component.table = {"plugin": plugin, **table}
         return (label or plugin), component
+
+    def _part(self, kind: str, value: Any, owner: str) -> Component:
+        """A component argument given as ``"name"`` or ``{plugin = "name", ...}``."""
+        if isinstance(value, str):
+            value = {"plugin": value}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f'{owner}: {kind} must be "name" or {{ plugin = "name", ... }}')
+        try:
+            return self.create(kind, value)[1]
+        except ConfigError as exc:
+            raise ConfigError(f"{owner}: {exc}") from None
 
 
 def accepted_arguments(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
@@ -134,26 +150,54 @@ def check_arguments(cls: type, table: Mapping[str, Any], what: str) -> None:
             raise ConfigError(f"{what}: missing required key '{p.name}'")
 
 
-def plugin_manager(plugins_dir: str | os.PathLike[str] | None = None) -> pluggy.PluginManager:
-    """Load entry-point plugins (built-ins included) and one-file plugins from a folder."""
-    pm = pluggy.PluginManager("mrlbench")
-    pm.add_hookspecs(hookspecs)
-    for blocked in filter(None, os.environ.get(BLOCK_ENV, "").split(",")):
-        pm.set_blocked(blocked.strip())
-    pm.load_setuptools_entrypoints("mrlbench")
+# The one plugin manager of the process (as llm and datasette keep theirs).
+pm = pluggy.PluginManager("mrlbench")
+pm.add_hookspecs(hookspecs)
+_loaded: dict[str, Any] = {"entry_points": False, "registry": None}
+
+
+def load(plugins_dir: str | os.PathLike[str] | None = None) -> Registry:
+    """Load the entry-point plugins (built-ins included; once per process), then the
+    one-file plugins of ``plugins_dir`` (or ``$MRLBENCH_PLUGINS_DIR``), and build the
+    registry every component is created from. Returns that registry."""
+    if not _loaded["entry_points"]:
+        for blocked in filter(None, os.environ.get(BLOCK_ENV, "").split(",")):
+            pm.set_blocked(blocked.strip())
+        pm.load_setuptools_entrypoints("mrlbench")
+        _loaded["entry_points"] = True
+        _check(None)
     folder = plugins_dir or os.environ.get(PLUGINS_DIR_ENV)
     if folder:
-        _load_folder(pm, Path(folder))
-    pm.check_pending()
-    return pm
+        _load_folder(Path(folder))
+    _loaded["registry"] = build_registry(pm)
+    return _loaded["registry"]
 
 
-def _load_folder(pm: pluggy.PluginManager, folder: Path) -> None:
+def registry() -> Registry:
+    """The registry of every loaded component (loading the plugins on first use)."""
+    return _loaded["registry"] or load()
+
+
+def _check(plugin: object | None) -> None:
+    """A hook that no hookspec declares (a misspelling) is one clear error; a bad
+    plugin file is unregistered again so that it cannot linger."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        if plugin is not None:
+            pm.unregister(plugin)
+        name = pm.get_name(exc.plugin) if plugin is None else None
+        raise ConfigError(f"plugin {name or exc.plugin}: {exc}") from None
+
+
+def _load_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise ConfigError(f"plugins folder not found: {folder}")
     for path in sorted(folder.glob("*.py")):
-        module_name = f"mrlbench_dir_plugin_{path.stem}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
+        name = f"{path.name} (plugins dir)"
+        if pm.get_plugin(name) is not None:
+            continue  # already loaded in this process
+        spec = importlib.util.spec_from_file_location(f"mrlbench_dir_plugin_{path.stem}", path)
         if spec is None or spec.loader is None:
             raise ConfigError(f"cannot load plugin file {path}")
         module = importlib.util.module_from_spec(spec)
@@ -161,29 +205,22 @@ def _load_folder(pm: pluggy.PluginManager, folder: Path) -> None:
             spec.loader.exec_module(module)
         except Exception as exc:
             raise ConfigError(f"plugin file {path} failed to import: {exc}") from None
-        pm.register(module, name=f"{path.name} (plugins dir)")
+        pm.register(module, name=name)
+        _check(module)
 
 
-def _sources(pm: pluggy.PluginManager) -> dict[int, str]:
-    sources = {id(plugin): pm.get_name(plugin) or "?" for plugin in pm.get_plugins()}
-    for plugin, dist in pm.list_plugin_distinfo():
+def _sources(manager: pluggy.PluginManager) -> dict[int, str]:
+    sources = {id(plugin): manager.get_name(plugin) or "?" for plugin in manager.get_plugins()}
+    for plugin, dist in manager.list_plugin_distinfo():
         sources[id(plugin)] = dist.metadata["name"]
     return sources
 
 
-def build_registry(pm: pluggy.PluginManager) -> Registry:
+def build_registry(manager: pluggy.PluginManager) -> Registry:
     """Call every plugin's register hooks; each component records its source package."""
     registry = Registry()
-    sources = _sources(pm)
+    sources = _sources(manager)
     for kind, hook_name in _HOOKS.items():
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        for impl in getattr(manager.hook, hook_name).get_hookimpls():
             impl.function(registry.register(kind, sources.get(id(impl.plugin), impl.plugin_name)))
     return registry
-
-
-def load(
-    plugins_dir: str | os.PathLike[str] | None = None,
-) -> tuple[pluggy.PluginManager, Registry]:
-    """The plugin manager and the registry built from it."""
-    pm = plugin_manager(plugins_dir)
-    return pm, build_registry(pm)

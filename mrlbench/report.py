@@ -1,108 +1,27 @@
-"""Leaderboards: CSV, JSON and Markdown files, and the two rich tables of the terminal."""
+"""Leaderboard views for files and the terminal: ``leaderboard.csv``, ``.json`` and
+``.md``, and the two rich tables (accuracy, cost). Columns and rules come from
+``mrlbench.leaderboard``."""
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mrlbench import metrics
+from mrlbench import leaderboard as lb
+from mrlbench.leaderboard import Row
 from mrlbench.store import write_json, write_text
 
-FIXED = ["encoder", "dataset", "backend", "device", "strategy", "label", "dims", "shortlists"]
-TAIL = ["mflops_per_query", "latency_ms_per_query", "qps", "build_s", "status", "error"]
 
-
-def columns(ks: Sequence[int]) -> list[str]:
-    return FIXED + metrics.metric_names(ks) + TAIL
-
-
-def cost_columns(ks: Sequence[int]) -> list[str]:
-    """The cost view: the headline metric next to MFLOPs, latency and build time."""
-    return [
-        "encoder",
-        "backend",
-        "device",
-        "label",
-        headline(ks),
-        "mflops_per_query",
-        "latency_ms_per_query",
-        "qps",
-        "build_s",
-    ]
-
-
-def single_shot(rec: dict[str, Any]) -> bool:
-    """A row from one search at one dim, no rerank (flat, in the built-ins)."""
-    return rec["dims"] != "" and "," not in rec["dims"]
-
-
-def cost_order(records: Sequence[dict[str, Any]]) -> list[int]:
-    """Row indices by encoder, backend, then MFLOPs: the cost view's order."""
-    return sorted(
-        range(len(records)),
-        key=lambda i: (
-            records[i]["encoder"],
-            records[i]["backend"],
-            records[i]["mflops_per_query"] or 0.0,
-        ),
-    )
-
-
-def headline(ks: Sequence[int]) -> str:
-    """The metric the views sort by: mAP@10, or mAP at the smallest cut-off."""
-    return "mAP@10" if 10 in ks else f"mAP@{min(ks)}"
-
-
-def pareto(points: Sequence[tuple[float, float]]) -> list[bool]:
-    """For (cost, accuracy) points: whether each is on the frontier (no other point is
-    at most as costly and strictly more accurate, or cheaper and as accurate)."""
-    flags = []
-    for cost, acc in points:
-        dominated = any((c <= cost and a > acc) or (c < cost and a >= acc) for c, a in points)
-        flags.append(not dominated)
-    return flags
-
-
-def frontier(records: Sequence[dict[str, Any]], metric: str) -> list[bool]:
-    """Single-shot rows (one dim, no rerank) on the Pareto frontier, per encoder and backend."""
-    flags = [False] * len(records)
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, rec in enumerate(records):
-        if rec["status"] == "ok" and single_shot(rec) and rec.get(metric) is not None:
-            groups.setdefault((rec["encoder"], rec["backend"]), []).append(i)
-    for members in groups.values():
-        pts = [(records[i]["mflops_per_query"], records[i][metric]) for i in members]
-        for i, flag in zip(members, pareto(pts), strict=True):
-            flags[i] = flag
-    return flags
-
-
-def cell(value: Any, key: str = "") -> str:
-    """A value for a rich table (markup escaped)."""
-    return escape(fmt(value, key))
-
-
-def fmt(value: Any, key: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        if key in ("mflops_per_query", "latency_ms_per_query", "qps", "build_s"):
-            return f"{value:.4g}"
-        return f"{value:.4f}"
-    return str(value)
-
-
-def write(out: Path, records: list[dict[str, Any]], ks: Sequence[int]) -> None:
+def write(out: Path, rows: Sequence[Row], ks: Sequence[int]) -> None:
     """``leaderboard.csv``, ``leaderboard.json`` and ``leaderboard.md`` in ``out``."""
-    cols = columns(ks)
+    cols = lb.names(ks)
+    records = [row.record(ks) for row in rows]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     writer.writeheader()
@@ -111,55 +30,49 @@ def write(out: Path, records: list[dict[str, Any]], ks: Sequence[int]) -> None:
     write_json(out / "leaderboard.json", records)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for rec in records:
-        cells = [fmt(rec.get(c), c).replace("|", "\\|") for c in cols]
+        cells = [lb.fmt(rec[c], c).replace("|", "\\|") for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     write_text(out / "leaderboard.md", "\n".join(lines) + "\n")
 
 
-def _sorted(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    return sorted(records, key=lambda r: -(r.get(metric) if r.get(metric) is not None else -1))
-
-
-def accuracy_table(records: list[dict[str, Any]], ks: Sequence[int]) -> Table:
-    metric = headline(ks)
-    table = Table(title=f"Accuracy (sorted by {metric})")
-    shown = [
-        "encoder",
-        "backend",
-        "label",
-        "top1",
-        *(f"mAP@{k}" for k in ks),
-        *(f"recall@{k}" for k in ks),
-        "status",
-    ]
-    for col in shown:
-        table.add_column(col, justify="right" if col not in [*FIXED, "status"] else "left")
-    for rec in _sorted(records, metric):
-        table.add_row(*(cell(rec.get(c), c) for c in shown))
+def _table(title: str, cols: Sequence[str]) -> Table:
+    table = Table(title=title)
+    for col in cols:
+        table.add_column(col, justify="right" if lb.numeric(col) else "left")
     return table
 
 
-def cost_table(records: list[dict[str, Any]], ks: Sequence[int]) -> Table:
-    metric = headline(ks)
-    table = Table(title=f"Cost ({metric} against MFLOPs/query and latency; * = flat Pareto)")
-    shown = cost_columns(ks)
-    for col in [*shown, "pareto"]:
-        table.add_column(col, justify="left" if col in FIXED else "right")
-    flags = frontier(records, metric)
-    order = cost_order(records)
-    for i in order:
-        rec = records[i]
-        table.add_row(*(cell(rec.get(c), c) for c in shown), "*" if flags[i] else "")
+def _cells(row: Row, cols: Sequence[str]) -> list[str]:
+    return [escape(lb.fmt(row.value(c), c)) for c in cols]
+
+
+def accuracy_table(rows: Sequence[Row], ks: Sequence[int]) -> Table:
+    metric = lb.headline(ks)
+    cols = lb.accuracy_view(ks)
+    table = _table(f"Accuracy (sorted by {metric})", cols)
+    for row in lb.by_metric(rows, metric):
+        table.add_row(*_cells(row, cols))
     return table
 
 
-def show(console: Console, records: list[dict[str, Any]], ks: Sequence[int]) -> None:
-    console.print(accuracy_table(records, ks))
-    console.print(cost_table(records, ks))
-    failed = [r for r in records if r["status"] != "ok"]
-    for rec in failed:
-        console.print(
-            f"[bold red]{rec['status']}[/]: {rec['encoder']} / {rec['backend']} / "
-            f"{escape(rec['label'])}: {escape(rec['error'])}",
-            highlight=False,
-        )
+def cost_table(rows: Sequence[Row], ks: Sequence[int]) -> Table:
+    metric = lb.headline(ks)
+    cols = lb.cost_view(ks)
+    table = _table(f"Cost ({metric} against MFLOPs/query and latency; * = flat Pareto)", cols)
+    table.add_column("pareto", justify="right")
+    flags = lb.frontier(rows, metric)
+    for i in lb.cost_order(rows):
+        table.add_row(*_cells(rows[i], cols), "*" if flags[i] else "")
+    return table
+
+
+def show(console: Console, rows: Sequence[Row], ks: Sequence[int]) -> None:
+    console.print(accuracy_table(rows, ks))
+    console.print(cost_table(rows, ks))
+    for row in rows:
+        if not row.ok:
+            console.print(
+                f"[bold red]{row.status}[/]: {row.encoder} / {row.backend} / "
+                f"{escape(row.label)}: {escape(row.error)}",
+                highlight=False,
+            )

@@ -1,4 +1,5 @@
-"""Reranking: re-order shortlists by L2 distance between normalised prefixes (vectorised)."""
+"""Reranking: re-order shortlists by L2 distance between normalised prefixes (vectorised).
+Strategies chain it (adaptive: one stage; funnel: a cascade)."""
 
 from __future__ import annotations
 
@@ -55,18 +56,3 @@ def rerank(
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         list(pool.map(score, range(0, m, step)))
     return out
-
-
-def cascade(
-    database: np.ndarray,
-    queries: np.ndarray,
-    candidates: np.ndarray,
-    dims: list[int],
-    shortlists: list[int],
-) -> np.ndarray:
-    """Funnel retrieval: stage i re-orders the first ``shortlists[i]`` candidates at
-    ``dims[i]``. With one dim and one shortlist this is adaptive retrieval."""
-    ids = candidates
-    for dim, keep in zip(dims, shortlists, strict=True):
-        ids = rerank(database, queries, ids[:, :keep], dim, keep)
-    return ids

@@ -1,4 +1,4 @@
-"""Files at the edges: atomic writes, safe ``.npy`` loading and content fingerprints."""
+"""Files at the edges: atomic writes, safe ``.npy`` loading, content fingerprints and keys."""
 
 from __future__ import annotations
 
@@ -45,15 +45,20 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=jsonable) + "\n")
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, (tuple, set)):
         return list(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def digest(obj: Any) -> str:
+    """A short stable hash of a JSON-able value (cache and resume keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def read_json(path: str | os.PathLike[str]) -> Any | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -96,11 +96,18 @@ class Observer:
 # ------------------------------------------------------------------------------ components
 class Component(ABC):
     """Base of every plugin component. ``name`` is the ``plugin = "..."`` config value.
-    The runner sets ``observer`` before use, for components that report long work."""
+    The runner sets ``observer`` before use, for components that report long work.
+
+    ``components`` names keyword arguments that are themselves components (argument ->
+    kind): the registry creates them from ``"name"`` or ``{plugin = "name", ...}``, so
+    the component receives them ready. ``table`` is the config table the registry made
+    this instance from (``plugin`` and the keyword arguments as given)."""
 
     name: ClassVar[str]
     kind: ClassVar[str]
+    components: ClassVar[Mapping[str, str]] = {}
     observer: Observer = Observer()
+    table: Mapping[str, Any] = {}
 
     @classmethod
     def availability(cls) -> str | None:
@@ -111,6 +118,11 @@ class Component(ABC):
     def where(cls) -> str:
         """Where it would run here (shown by ``mrlbench plugins``)."""
         return ""
+
+    def environment(self) -> dict[str, Any]:
+        """What ``env.json`` records for this component: library versions under
+        ``packages``, thread counts, devices, ..."""
+        return {}
 
 
 class Encoder(Component):

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from mrlbench.cost import rerank_mflops
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
-from mrlbench.naming import adaptive_stem
 from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
 
 
@@ -39,16 +38,16 @@ class Adaptive(Strategy):
                 + rerank_mflops([(self.shortlist, self.rerank_dim)]),
                 seconds=found.seconds + seconds,
                 build_seconds=found.build_seconds,
-                stem=adaptive_stem(
-                    ctx.model,
-                    self.shortlist_dim,
-                    self.rerank_dim,
-                    self.shortlist,
-                    ctx.dataset,
-                    ctx.index_name,
-                ),
+                stem=self.stem(ctx.model, ctx.dataset, ctx.index_name),
             )
         ]
+
+    def stem(self, model: str, dataset: str, index: str) -> str:
+        """The reference pipeline's file name for this row, relative to ``neighbors/``."""
+        return (
+            f"reranked/{model}/{self.shortlist_dim}dim-reranked{self.rerank_dim}_"
+            f"{self.shortlist}shortlist_{dataset}_{index}"
+        )
 
 
 @hookimpl

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from mrlbench.cost import rerank_mflops
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
-from mrlbench.naming import funnel_stem
 from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
 
 
@@ -59,16 +58,17 @@ class Funnel(Strategy):
                 + rerank_mflops(zip(self.shortlists, self.rerank_dims, strict=True)),
                 seconds=seconds,
                 build_seconds=found.build_seconds,
-                stem=funnel_stem(
-                    ctx.model,
-                    self.shortlist_dim,
-                    self.rerank_dims,
-                    self.shortlists,
-                    ctx.dataset,
-                    ctx.index_name,
-                ),
+                stem=self.stem(ctx.model, ctx.dataset, ctx.index_name),
             )
         ]
+
+    def stem(self, model: str, dataset: str, index: str) -> str:
+        """The reference pipeline's file name for this row, relative to ``neighbors/``."""
+        dims, sizes = (",".join(map(str, v)) for v in (self.rerank_dims, self.shortlists))
+        return (
+            f"funnel_retrieval/{model}/{self.shortlist_dim}dim-cascade[{dims}]_"
+            f"shortlist[{sizes}]_{dataset}_{index}"
+        )
 
 
 @hookimpl

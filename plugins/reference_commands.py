@@ -15,26 +15,15 @@ from rich.table import Table
 from mrlbench import metrics as metric_defs
 from mrlbench import neighbors
 from mrlbench.arrays import CONFIG_RE, find_array, load_embeddings, load_labels
+from mrlbench.console import console, emit_json, int_list, stderr
+from mrlbench.context import GivenShortlist
 from mrlbench.errors import ConfigError, DataError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.index_cache import index_path
-from mrlbench.naming import adaptive_stem, flat_stem, funnel_stem
-from mrlbench.rerank import cascade
+from mrlbench.plugins import registry
 from mrlbench.search import search_dim
 
 INDEX_RE = re.compile(r"^(exactl2|hnsw(\d+))$")
-
-
-def int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        values = [int(v) for v in value.replace(" ", "").strip("[]").split(",") if v]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got '{value}'") from None
-    if not values or min(values) < 1:
-        raise click.BadParameter("expected positive integers")
-    return values
 
 
 def model_name(config: str) -> str:
@@ -45,12 +34,6 @@ def model_name(config: str) -> str:
     if match.group(2) == "1":
         return "mrl_e"
     return "mrl" if match.group(1) == "1" else "ff"
-
-
-def emit_json(obj: dict) -> None:
-    """One JSON object as the last line of stdout (NaN as null)."""
-    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in obj.items()}
-    click.echo(json.dumps(clean))
 
 
 def arrays_options(fn):
@@ -78,8 +61,6 @@ def arrays_options(fn):
 
 @hookimpl
 def mrlbench_register_commands(cli: click.Group) -> None:
-    from mrlbench.cli import console, errors, registry
-
     @cli.command()
     @arrays_options
     @click.option(
@@ -133,7 +114,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         model = model or model_name(config)
         results = []
         for dim in dims:
-            errors.print(f"{index_name} {dim}d: building/searching ...", highlight=False)
+            stderr.print(f"{index_name} {dim}d: building/searching ...", highlight=False)
             cache = index_path(
                 Path(out) / "index_files", model, emb.dataset, dim, backend.index_name
             )
@@ -141,7 +122,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
             stem = (
                 Path(out)
                 / "neighbors"
-                / flat_stem(model, backend.index_name, dim, k, emb.query_dataset)
+                / neighbors.search_stem(model, backend.index_name, dim, k, emb.query_dataset)
             )
             path = neighbors.save(stem, found[k].ids, csv=csv_)
             results.append(
@@ -228,7 +209,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
                 "shortlists": shortlists,
             }
         )
-        registry().create("strategy", strategy)  # validates dims and shortlists
+        _, built = registry().create("strategy", strategy)  # validates dims and shortlists
         emb = load_embeddings(arrays, dataset, config, query_dataset=query_dataset)
         ids = neighbors.load(nn_file)
         if len(ids) != len(emb.queries):
@@ -248,23 +229,20 @@ def mrlbench_register_commands(cli: click.Group) -> None:
             )
         if ids.size and (ids.max() >= len(emb.database) or ids.min() < -1):
             raise DataError(f"{nn_file}: neighbour ids outside the database")
-        start = time.perf_counter()
-        result = cascade(emb.database, emb.queries, ids, rerank_dims, shortlists)
-        seconds = time.perf_counter() - start
-        model = model or model_name(config)
-        stem = (
-            adaptive_stem(
-                model, shortlist_dim, rerank_dims[0], shortlists[0], emb.query_dataset, index_name
-            )
-            if adaptive
-            else funnel_stem(
-                model, shortlist_dim, rerank_dims, shortlists, emb.query_dataset, index_name
-            )
+        ctx = GivenShortlist(
+            emb.database,
+            emb.queries,
+            ids,
+            shortlist_dim,
+            model or model_name(config),
+            emb.query_dataset,
+            index_name,
         )
-        path = neighbors.save(Path(out) / "neighbors" / stem, result, csv=csv_)
-        console.print(f"wrote {path} ({seconds:.4g} s reranking)", highlight=False)
+        (result,) = built.run(ctx)
+        path = neighbors.save(Path(out) / "neighbors" / result.stem, result.ids, csv=csv_)
+        console.print(f"wrote {path} ({result.seconds:.4g} s reranking)", highlight=False)
         if as_json:
-            click.echo(json.dumps({"output": str(path), "seconds": seconds}))
+            click.echo(json.dumps({"output": str(path), "seconds": result.seconds}))
 
     @cli.command()
     @arrays_options

@@ -10,7 +10,8 @@ import pytest
 from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench.cli import main
-from mrlbench.plugins import load
+from mrlbench.context import GivenShortlist
+from mrlbench.plugins import registry as loaded_registry
 
 
 @dataclass
@@ -53,7 +54,18 @@ def arrays(tmp_path: Path) -> Arrays:
 
 @pytest.fixture(scope="session")
 def registry():
-    return load()[1]
+    return loaded_registry()
+
+
+def funnel(
+    xb: np.ndarray, xq: np.ndarray, shortlist: np.ndarray, dims: list[int], sizes: list[int]
+) -> np.ndarray:
+    """The built-in ``funnel`` strategy run on a given shortlist (as ``mrlbench rerank``)."""
+    from mrlbench_plugins.funnel import Funnel
+
+    ctx = GivenShortlist(xb, xq, shortlist, dim=1)
+    (row,) = Funnel(shortlist_dim=1, rerank_dims=dims, shortlists=sizes).run(ctx)
+    return row.ids
 
 
 @dataclass

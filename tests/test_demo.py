@@ -7,8 +7,9 @@ import json
 import shutil
 
 import pytest
-from mrlbench_plugins import training
-from mrlbench_plugins.image_datasets import FASHION_FILES, FashionMNIST, find_fashion
+from mrlbench_plugins.vision import training
+from mrlbench_plugins.vision.data import FASHION_FILES, find_fashion
+from mrlbench_plugins.vision.datasets import FashionMNIST
 
 from mrlbench.errors import DataError
 
@@ -46,7 +47,7 @@ def test_print_config_shows_the_builtin_demo(cli):
         assert r.code == 0
         cfg = tomllib.loads(r.out)
         assert [e["name"] for e in cfg["encoders"]] == ["mrl", "ff", "ff256-truncated"]
-        assert cfg["encoders"][0]["dataset"] == "fashion-mnist"
+        assert all(e["dataset"]["plugin"] == "fashion-mnist" for e in cfg["encoders"])
 
 
 def test_second_run_reuses_models_and_arrays(cli, quick_demo, tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ from mrlbench_plugins.flat import Flat
 
 from mrlbench import hookspecs
 from mrlbench.errors import ConfigError
-from mrlbench.plugins import Registry, load
+from mrlbench.plugins import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "tests" / "example_plugin"
@@ -47,11 +47,7 @@ def test_plugins_command_lists_kind_source_and_availability(cli):
 
 
 def test_missing_dependency_is_a_reason_not_a_crash(cli, monkeypatch):
-    import mrlbench.faiss_support as fs
-
-    monkeypatch.setattr(
-        fs, "import_faiss", lambda: (_ for _ in ()).throw(fs.UnavailableError(fs.INSTALL_HINT))
-    )
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` now fails
     r = cli("plugins")
     assert r.code == 0
     line = next(line for line in r.out.splitlines() if "faiss-hnsw" in line)
@@ -76,10 +72,35 @@ def test_unknown_and_missing_keys_name_plugin_and_key(registry):
         registry.create("encoder", {"plugin": "arrays", "config": "mrl1_e0_ff64"})
 
 
-def test_blocking_a_plugin(monkeypatch):
-    monkeypatch.setenv("MRLBENCH_BLOCK_PLUGINS", "synthetic")
-    _, reg = load()
-    assert "synthetic" not in reg.names("encoder") and "arrays" in reg.names("encoder")
+def test_blocking_a_plugin():
+    env = {**os.environ, "MRLBENCH_BLOCK_PLUGINS": "synthetic"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mrlbench", "plugins"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert " synthetic " not in done.stdout and " arrays " in done.stdout
+
+
+def test_one_plugin_manager_and_one_registry():
+    from mrlbench import plugins
+
+    sources = [p.read_text() for p in (ROOT / "mrlbench").glob("*.py")]
+    sources += [p.read_text() for p in (ROOT / "plugins").rglob("*.py")]
+    assert sum(s.count("PluginManager(") for s in sources) == 1
+    assert plugins.registry() is plugins.registry()
+
+
+def test_a_misspelled_hook_is_one_line_and_exit_2(cli, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "typo.py").write_text(
+        "from mrlbench import hookimpl\n\n\n@hookimpl\n"
+        "def mrlbench_register_strategy(register):\n    pass\n"
+    )
+    r = cli("--plugins-dir", folder, "plugins")
+    assert r.code == 2 and "Traceback" not in r.err
+    assert "typo.py" in r.err and "mrlbench_register_strategy" in r.err
+    assert cli("plugins").code == 0  # the bad file did not stay registered
 
 
 PLUGIN_FILE = '''
@@ -213,3 +234,23 @@ def test_every_hook_is_documented_and_exercised():
         assert f"{name}({params})" in readme, f"{name} is not documented in README.md"
         assert spec.__doc__ and ":param" in spec.__doc__
         assert f"def {name}(" in example, f"{name} is not exercised by the example plugin"
+
+
+def test_the_core_names_no_plugin_and_plugins_import_neither_cli_nor_each_other():
+    import tomllib
+
+    for path in (ROOT / "mrlbench").glob("*.py"):
+        text = path.read_text()
+        assert "import faiss" not in text and "mrlbench_plugins" not in text, path.name
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    entry_points = set(project["project"]["entry-points"]["mrlbench"].values())
+    for path in (ROOT / "plugins").rglob("*.py"):
+        text = path.read_text()
+        assert "mrlbench.cli" not in text, path
+        module = "mrlbench_plugins." + ".".join(
+            path.relative_to(ROOT / "plugins").with_suffix("").parts
+        )
+        for other in entry_points - {module}:
+            assert f"from {other} import" not in text and f"import {other}\n" not in text, (
+                f"{path} imports the plugin {other}"
+            )

@@ -7,12 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import brute_force
+from conftest import brute_force, funnel
 from reference_pipeline import assert_same_order_up_to_ties, normalize, reference_rerank
 from test_metrics import reference_notebook
 
 from mrlbench import metrics
-from mrlbench.rerank import cascade
 
 
 def last_json(out: str) -> dict:
@@ -95,12 +94,12 @@ def test_search_rerank_metrics_pipeline(cli, arrays, tmp_path):
         "--json",
     )
     assert r.code == 0, r.err
-    funnel = last_json(r.out)
-    assert funnel["output"].endswith(
+    cascade = last_json(r.out)
+    assert cascade["output"].endswith(
         "funnel_retrieval/mrl/8dim-cascade[16,32,64]_shortlist[200,50,10]_1K_exactl2.npy"
     )
-    ours = cascade(arrays.xb, arrays.xq, ids8, [16, 32, 64], [200, 50, 10])
-    np.testing.assert_array_equal(np.load(funnel["output"]), ours)  # test_rerank: = reference
+    ours = funnel(arrays.xb, arrays.xq, ids8, [16, 32, 64], [200, 50, 10])
+    np.testing.assert_array_equal(np.load(cascade["output"]), ours)  # test_rerank: = reference
 
     # metrics, both modes, against independent computations
     r = cli("metrics", *common, "--neighbors", adaptive["output"], "--ks", "10,100", "--json")
@@ -130,7 +129,7 @@ def test_search_rerank_metrics_pipeline(cli, arrays, tmp_path):
     assert paper["topk_acc@100"] == pytest.approx(acc)
 
     # funnel lists hold 10: cut-offs past them are undefined (null), as the notebook drops them
-    r = cli("metrics", *common, "--neighbors", funnel["output"], "--ks", "10,25", "--json")
+    r = cli("metrics", *common, "--neighbors", cascade["output"], "--ks", "10,25", "--json")
     assert last_json(r.out)["mAP@25"] is None
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
-from mrlbench.report import frontier, pareto, write
+from mrlbench.leaderboard import Row, frontier, pareto
+from mrlbench.report import write
 
 
 def test_pareto_frontier_by_hand():
@@ -20,15 +21,17 @@ def test_pareto_frontier_by_hand():
 
 
 def test_frontier_only_marks_single_shot_rows_per_group():
-    base = {"status": "ok", "encoder": "e", "backend": "b"}
-    records = [
-        {**base, "dims": "8", "mflops_per_query": 1.0, "mAP@10": 0.5},
-        {**base, "dims": "16", "mflops_per_query": 2.0, "mAP@10": 0.4},
-        {**base, "dims": "8,16", "mflops_per_query": 1.5, "mAP@10": 0.9},  # adaptive
-        {**base, "dims": "", "mflops_per_query": 0.0, "mAP@10": 0.1},  # no search at all
-        {**base, "backend": "c", "dims": "16", "mflops_per_query": 2.0, "mAP@10": 0.4},
+    def row(backend: str, dims: str, mflops: float, acc: float) -> Row:
+        return Row("e", "d", backend, "CPU", "s", dims, dims, "", {"mAP@10": acc}, mflops)
+
+    rows = [
+        row("b", "8", 1.0, 0.5),
+        row("b", "16", 2.0, 0.4),
+        row("b", "8,16", 1.5, 0.9),  # adaptive
+        row("b", "", 0.0, 0.1),  # no search at all
+        row("c", "16", 2.0, 0.4),
     ]
-    assert frontier(records, "mAP@10") == [True, False, False, False, True]
+    assert frontier(rows, "mAP@10") == [True, False, False, False, True]
 
 
 def test_files_hold_the_same_rows(tmp_path):
@@ -55,7 +58,7 @@ def test_files_hold_the_same_rows(tmp_path):
             "error": "",
         }
     ]
-    write(tmp_path, records, [10])
+    write(tmp_path, [Row.from_record(rec) for rec in records], [10])
     assert json.loads((tmp_path / "leaderboard.json").read_text()) == records
     rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
     assert rows[0]["label"] == "l|x" and rows[0]["mAP@10"] == "" and rows[0]["top1"] == "0.5"

@@ -11,18 +11,21 @@ import pytest
 from PIL import Image
 
 from mrlbench import plots
+from mrlbench.leaderboard import Row
 
 ROWS = [
-    {
-        "encoder": e,
-        "backend": "faiss-exact",
-        "label": label,
-        "dims": dims,
-        "status": "ok",
-        "mAP@10": acc,
-        "mflops_per_query": cost,
-        "latency_ms_per_query": ms,
-    }
+    Row(
+        e,
+        "d",
+        "faiss-exact",
+        "CPU",
+        label.split()[0],
+        label,
+        dims,
+        metrics={} if acc is None else {"mAP@10": acc},
+        mflops_per_query=cost,
+        latency_ms_per_query=ms,
+    )
     for e, label, dims, acc, cost, ms in [
         ("mrl", "flat@16", "16", 0.70, 1.6, 0.20),
         ("mrl", "flat@8", "8", 0.60, 0.8, 0.10),

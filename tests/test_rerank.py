@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import brute_force
+from conftest import brute_force, funnel
 from reference_pipeline import normalize, reference_rerank
 
-from mrlbench.rerank import cascade, rerank
+from mrlbench.rerank import rerank
 
 
 def data(n=2000, m=50, d=256, seed=3):
@@ -28,7 +28,7 @@ def test_funnel_matches_the_reference_loop():
     xb, xq = data()
     dims, sizes = [16, 32, 64, 128, 256], [200, 100, 50, 25, 10]
     shortlist = brute_force(xb, xq, 8, 400)
-    ours = cascade(xb, xq, shortlist, dims, sizes)
+    ours = funnel(xb, xq, shortlist, dims, sizes)
     ref = reference_rerank(normalize(xb), normalize(xq), True, dims, sizes, shortlist)
     assert ours.shape == (len(xq), 10)
     np.testing.assert_array_equal(ours, ref)

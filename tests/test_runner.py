@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import brute_force
+from conftest import brute_force, funnel
 
 from mrlbench import metrics
-from mrlbench.report import columns
-from mrlbench.rerank import cascade
+from mrlbench.leaderboard import names
 
 CONFIG = """
 [run]
@@ -70,7 +69,7 @@ def test_run_every_cell_matches_brute_force(cli, config, arrays, tmp_path):
     rows = load_board(out)
     assert len(rows) == 2 * (4 + 1 + 1)
     assert all(row["status"] == "ok" for row in rows)
-    assert list(rows[0]) == columns([10, 25])
+    assert list(rows[0]) == names([10, 25])
     for name in ("leaderboard.csv", "leaderboard.md", "config.toml", "env.json"):
         assert (out / name).is_file()
     assert "Accuracy (sorted by mAP@10)" in r.out and "Cost" in r.out
@@ -90,13 +89,13 @@ def test_run_every_cell_matches_brute_force(cli, config, arrays, tmp_path):
         )
         np.testing.assert_array_equal(csv, ids)
 
-    funnel = np.load(
+    cascade = np.load(
         out / "neighbors/funnel_retrieval/mrl/"
         "8dim-cascade[16,32,64]_shortlist[100,50,25]_1K_exactl2.npy"
     )
     shortlist = np.load(out / "neighbors/mrl/exactl2_8dim_100shortlist_1K.npy")
     np.testing.assert_array_equal(
-        funnel, cascade(arrays.xb, arrays.xq, shortlist, [16, 32, 64], [100, 50, 25])
+        cascade, funnel(arrays.xb, arrays.xq, shortlist, [16, 32, 64], [100, 50, 25])
     )
     row = next(r for r in rows if r["strategy"] == "funnel" and r["backend"] == "faiss-exact")
     assert row["mflops_per_query"] == pytest.approx((3000 * 8 + 100 * 16 + 50 * 32 + 25 * 64) / 1e6)
@@ -133,7 +132,7 @@ def test_a_failing_cell_keeps_its_row_and_the_run_goes_on(cli, config, tmp_path)
 
 
 def test_unavailable_backend_is_skipped(cli, config, tmp_path, monkeypatch):
-    from mrlbench_plugins.faiss_hnsw import FaissHNSW
+    from mrlbench_plugins.faiss.hnsw import FaissHNSW
 
     monkeypatch.setattr(FaissHNSW, "availability", classmethod(lambda cls: "no HNSW today"))
     out = tmp_path / "out"

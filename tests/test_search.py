@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import brute_force
-from mrlbench_plugins.faiss_exact import FaissExact
-from mrlbench_plugins.faiss_hnsw import FaissHNSW
+from mrlbench_plugins.faiss.exact import FaissExact
+from mrlbench_plugins.faiss.hnsw import FaissHNSW
 from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench.errors import DataError, MrlbenchError
@@ -88,7 +88,7 @@ def test_index_cache_reuses_rebuilds_and_recovers(emb, tmp_path: Path):
 
 
 def test_gpu_search_refuses_k_above_2048(emb, monkeypatch):
-    import mrlbench_plugins.faiss_exact as module
+    import mrlbench_plugins.faiss.exact as module
 
     monkeypatch.setattr(module, "gpu_count", lambda: 1)  # as if FAISS saw a GPU
     backend = FaissExact()

@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from mrlbench_plugins import encoding, resnet_models, training
-from mrlbench_plugins.image_datasets import ArraySplit, scan_folder
+from mrlbench_plugins.vision import encoding, models, training
+from mrlbench_plugins.vision.data import ArraySplit, scan_folder
+from mrlbench_plugins.vision.settings import Settings, TrainSettings
 from PIL import Image
 
 from mrlbench.errors import DataError
@@ -107,7 +108,7 @@ def save(state: dict, path: Path) -> Path:
 
 def test_plain_torchvision_state_dict_is_ff2048(resnet50, images, tmp_path):
     path = save(resnet50.state_dict(), tmp_path / "tv.pt")
-    model = resnet_models.load(path, "ff", "resnet50")
+    model = models.load(path, "ff", "resnet50")
     assert model.fc.in_features == 2048
     torch.testing.assert_close(
         our_features(model, images), torchvision_features(resnet50, images), rtol=1e-3, atol=1e-4
@@ -116,13 +117,13 @@ def test_plain_torchvision_state_dict_is_ff2048(resnet50, images, tmp_path):
 
 def test_mrl_checkpoint_with_ddp_prefix(resnet50, images, tmp_path):
     state = {k: v for k, v in resnet50.state_dict().items() if not k.startswith("fc.")}
-    for i, d in enumerate(resnet_models.NESTING):
+    for i, d in enumerate(models.NESTING):
         state[f"fc.nesting_classifier_{i}.weight"] = torch.randn(CLASSES, d)
         state[f"fc.nesting_classifier_{i}.bias"] = torch.randn(CLASSES)
     path = save({f"module.{k}": v for k, v in state.items()}, tmp_path / "mrl.pt")
-    model = resnet_models.load(path, "mrl", "resnet50")
+    model = models.load(path, "mrl", "resnet50")
     head = model.fc
-    assert model.fc.nesting == resnet_models.NESTING
+    assert model.fc.nesting == models.NESTING
     torch.testing.assert_close(
         our_features(model, images), torchvision_features(resnet50, images), rtol=1e-3, atol=1e-4
     )
@@ -140,10 +141,10 @@ def test_mrl_e_old_notation(resnet50, images, tmp_path):
     state = dict(resnet50.state_dict())
     state["fc.weight"], state["fc.bias"] = torch.randn(CLASSES, 2048), torch.randn(CLASSES)
     path = save(state, tmp_path / "mrle.pt")
-    model = resnet_models.load(path, "mrl_e", "resnet50")
+    model = models.load(path, "mrl_e", "resnet50")
     x = torchvision_features(resnet50, images)
     torch.testing.assert_close(our_features(model, images), x, rtol=1e-3, atol=1e-4)
-    model = resnet_models.load(path, "mrl_e", "resnet50")
+    model = models.load(path, "mrl_e", "resnet50")
     logits = model.fc(x)
     torch.testing.assert_close(
         logits[1], x[:, :16] @ state["fc.weight"][:, :16].T + state["fc.bias"]
@@ -158,7 +159,7 @@ def test_blurpool_checkpoint(images, tmp_path):
     state = reference.state_dict()
     assert "layer2.0.conv2.blur_filter" in state and "layer2.0.downsample.0.conv.weight" in state
     path = save({f"module.{k}": v for k, v in state.items()}, tmp_path / "blur.pt")
-    model = resnet_models.load(path, "ff", "resnet50", rep_size=512)
+    model = models.load(path, "ff", "resnet50", rep_size=512)
     torch.testing.assert_close(
         our_features(model, images), torchvision_features(reference, images), rtol=1e-3, atol=1e-4
     )
@@ -174,9 +175,9 @@ def test_mismatch_names_missing_and_unexpected_keys(resnet50, tmp_path):
         match=r"missing keys layer1\.0\.conv1\.weight; "
         r"unexpected keys extra\.weight",
     ):
-        resnet_models.load(path, "ff", "resnet50")
+        models.load(path, "ff", "resnet50")
     with pytest.raises(DataError, match="no MRL head"):
-        resnet_models.load(path, "mrl", "resnet50")
+        models.load(path, "mrl", "resnet50")
 
 
 class Exploit:
@@ -189,7 +190,7 @@ def test_checkpoints_load_weights_only(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"fc.weight": Exploit()}, path)
     with pytest.raises(DataError, match="not a loadable PyTorch checkpoint"):
-        resnet_models.load(path, "ff", "resnet50")
+        models.load(path, "ff", "resnet50")
     assert not Path("/tmp/mrlbench-torch-unpickled").exists()
 
 
@@ -244,16 +245,17 @@ def stripes(n: int, size: int = 16, seed: int = 0) -> ArraySplit:
     return ArraySplit(np.clip(images.astype(int) + noise, 0, 255).astype(np.uint8), labels)
 
 
+# what the old defaults of train() were: fp32 on the CPU, no DataLoader workers
+SMALL_CPU = Settings(transform="small", image_size=16, device="cpu", precision="fp32", workers=0)
+
+
 def test_short_training_lowers_the_loss():
     model = training.new_model("resnet-narrow-s2", "mrl", 4, nesting=[8, 32, 256])
     history = training.train(
         model,
         stripes(512),
-        encoding.transform("small", 16),
-        epochs=3,
-        batch_size=64,
-        lr=0.1,
-        seed=0,
+        SMALL_CPU,
+        TrainSettings(epochs=3, batch_size=64, lr=0.1, seed=0),
     )
     assert history[-1].loss < 0.8 * history[0].loss
     assert len(history[-1].accuracy) == 3
@@ -265,11 +267,8 @@ def test_training_is_seeded():
         training.train(
             model,
             stripes(128),
-            encoding.transform("small", 16),
-            epochs=1,
-            batch_size=32,
-            lr=0.1,
-            seed=5,
+            SMALL_CPU,
+            TrainSettings(epochs=1, batch_size=32, lr=0.1, seed=5),
         )
         return model.state_dict()
 
@@ -281,8 +280,8 @@ def test_corrupt_image_is_reported_and_can_be_skipped(cli, tmp_path):
     root = write_folder(tmp_path / "imgs")
     bad = sorted((root / "apple").rglob("*.png"))[1]
     bad.write_bytes(bad.read_bytes()[:40])  # truncated
-    model = resnet_models.build("resnet-narrow-s2", "mrl", 3)
-    resnet_models.save_reference(model, tmp_path / "m.pt")
+    model = models.build("resnet-narrow-s2", "mrl", 3)
+    models.save_reference(model, tmp_path / "m.pt")
     args = [
         "encode",
         "--model",
@@ -328,7 +327,7 @@ class Interrupt(Exception):
 def test_a_resumed_encode_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     monkeypatch.setattr(encoding, "COMMIT_ROWS", 64)
     torch.manual_seed(0)
-    model = resnet_models.build("resnet-narrow-s2", "mrl", 4)
+    model = models.build("resnet-narrow-s2", "mrl", 4)
     split = stripes(300, seed=1)
 
     class Data:
@@ -352,11 +351,14 @@ def test_a_resumed_encode_equals_an_uninterrupted_one(tmp_path, monkeypatch):
             Data(),
             "S",
             out,
-            transform_name="small",
-            image_size=16,
-            device="cpu",
-            precision="fp32",
-            batch_size=32,
+            Settings(
+                transform="small",
+                image_size=16,
+                device="cpu",
+                precision="fp32",
+                batch_size=32,
+                workers=0,
+            ),
             splits=["database"],
             progress=progress,
             key={"m": 1},
@@ -365,8 +367,9 @@ def test_a_resumed_encode_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     run(tmp_path / "whole")
     with pytest.raises(Interrupt):
         run(tmp_path / "resumed", stop_after=150)
-    progress = json.loads(next((tmp_path / "resumed").glob("*.progress.json")).read_text())
-    assert 0 < progress["done"] < 300 and progress["done"] % 64 == 0
+    sidecar = json.loads(next((tmp_path / "resumed").glob("*.progress.json")).read_text())
+    done = sidecar["value"]["done"]  # mrlbench.resume's format: {"key": ..., "value": ...}
+    assert 0 < done < 300 and done % 64 == 0
     run(tmp_path / "resumed")
     for part in ("X", "y"):
         name = f"S_train_mrl1_e0_ff256-{part}.npy"
@@ -380,3 +383,153 @@ def test_random_sample_is_seeded_and_without_replacement():
     a = encoding.sample_order(1000, 100, seed=3)
     assert len(set(a)) == 100 and (a == encoding.sample_order(1000, 100, seed=3)).all()
     assert (encoding.sample_order(10, None, 0) == np.arange(10)).all()
+
+
+TINY_PLUGIN = '''
+"""A one-file dataset plugin: random 28x28 grey images with 4 labels."""
+
+import numpy as np
+from mrlbench_plugins.vision.data import ArraySplit
+
+from mrlbench import hookimpl
+from mrlbench.types import Dataset
+
+
+class TinyImages(Dataset):
+    name = "tiny-images"
+
+    def __init__(self, database: int = 64, queries: int = 16, seed: int = 0) -> None:
+        self.sizes, self.seed = {"database": database, "queries": queries}, seed
+
+    def split(self, which):
+        rng = np.random.default_rng([self.seed, which == "queries"])
+        n = self.sizes[which]
+        return ArraySplit(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n) % 4)
+
+
+@hookimpl
+def mrlbench_register_datasets(register):
+    register(TinyImages)
+'''
+
+TINY_RUN = """
+[[encoders]]
+plugin = "resnet50-mrl"
+name = "tiny"
+arch = "resnet-narrow-s2"
+dataset = { plugin = "tiny-images", queries = 12 }
+device = "cpu"
+workers = 0
+train = { epochs = 1, batch_size = 16 }
+
+[[backends]]
+plugin = "faiss-exact"
+
+[[strategies]]
+plugin = "flat"
+k = 5
+"""
+
+
+@pytest.fixture
+def tiny_plugin(tmp_path):
+    """A plugins folder with the ``tiny-images`` dataset; unregistered afterwards."""
+    from mrlbench import plugins
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "vision_tiny_images.py").write_text(TINY_PLUGIN)
+    yield folder
+    plugin = plugins.pm.get_plugin("vision_tiny_images.py (plugins dir)")
+    if plugin is not None:
+        plugins.pm.unregister(plugin)
+    plugins.load()  # the registry again, without it
+
+
+def test_a_plugins_dir_dataset_serves_the_image_encoders(cli, tiny_plugin, tmp_path, monkeypatch):
+    """The encoders get their dataset from the one registry, so a dataset loaded with
+    --plugins-dir works (it once went through a second plugin manager that ignored it)."""
+    monkeypatch.setenv("MRLBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MRLBENCH_PLUGINS_DIR", raising=False)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_RUN)
+    r = cli("--plugins-dir", tiny_plugin, "run", config, "--out", tmp_path / "run")
+    assert r.code == 0, r.err[-3000:]
+    rows = json.loads((tmp_path / "run" / "leaderboard.json").read_text())
+    assert rows and all(row["status"] == "ok" for row in rows), [row["error"] for row in rows]
+    assert {row["label"] for row in rows} == {f"flat@{d}" for d in (8, 16, 32, 64, 128, 256)}
+    assert len(list((tmp_path / "cache" / "models").glob("mrl-resnet-narrow-s2-*.pt"))) == 1
+    # the arrays were encoded from the plugin's images: 64 database rows, 12 queries
+    (x_val,) = (tmp_path / "cache" / "arrays").rglob("tiny-images_val_*-X.npy")
+    assert np.load(x_val).shape == (12, 256)
+
+
+def test_the_registry_makes_the_encoders_dataset(tiny_plugin):
+    from mrlbench.plugins import load
+
+    reg = load(tiny_plugin)
+    cls = reg.get("dataset", "tiny-images").cls
+    for given in ({"plugin": "tiny-images", "queries": 12}, "tiny-images"):
+        _, encoder = reg.create("encoder", {"plugin": "resnet50-mrl", "dataset": given})
+        assert isinstance(encoder.dataset, cls)
+        assert encoder.dataset_name == "tiny-images"
+        assert encoder.settings.transform == "imagenet"  # the default for non-Fashion-MNIST
+    assert encoder._data_key()["args"] == {}
+    _, encoder = reg.create(
+        "encoder", {"plugin": "resnet50-ff", "sizes": [8], "dataset": {"plugin": "tiny-images"}}
+    )
+    assert isinstance(encoder.dataset, cls)
+
+
+def test_cache_keys_are_those_of_the_dataset_args_configs(registry):
+    """A nested ``dataset`` table keys models and arrays exactly as ``dataset`` +
+    ``dataset_args`` did, so cached models and arrays stay valid."""
+    from mrlbench.store import digest
+
+    table = {
+        "plugin": "resnet50-mrl",
+        "arch": "resnet-narrow-s2",
+        "dataset": {"plugin": "fashion-mnist", "limit_database": 6000, "limit_queries": 1000},
+        "train": {"epochs": 1, "relative_importance": [0.5, 0.5]},
+    }
+    _, encoder = registry.create("encoder", table)
+    before = {  # what the encoder built from dataset = "fashion-mnist" + dataset_args
+        "dataset": "fashion-mnist",
+        "args": {"limit_database": 6000, "limit_queries": 1000},
+        "transform": "small",
+        "image_size": 28,
+        "arch": "resnet-narrow-s2",
+    }
+    assert encoder._data_key() == before
+    assert encoder.training.key() == {
+        "epochs": 1,
+        "lr": 0.2,
+        "batch_size": 128,
+        "seed": 0,
+        "relative_importance": [0.5, 0.5],
+    }
+    assert digest(encoder._data_key()) == digest(before)
+    assert encoder.dataset_name == "FMNIST"
+    _, plain = registry.create("encoder", {**table, "dataset": "fashion-mnist"})
+    assert plain._data_key()["args"] == {} and plain.dataset.limits["database"] is None
+
+
+def test_settings_are_checked_when_made(registry):
+    from mrlbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown transform 'big' \(known: imagenet, small\)"):
+        Settings(transform="big")
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
+        Settings(precision="fp8")
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        Settings(device="tpu")
+    with pytest.raises(ConfigError, match="fp16 autocast is for CUDA"):
+        Settings(device="cpu", precision="fp16").autocast_precision()
+    assert (
+        Settings(workers=None).loader_workers() >= 0 and Settings(workers=3).loader_workers() == 3
+    )
+    table = {"plugin": "resnet50-mrl", "dataset": "fashion-mnist", "train": {"epoch": 1}}
+    with pytest.raises(ConfigError, match=r"resnet50-mrl.*unknown key 'epoch' in train"):
+        registry.create("encoder", table)
+    with pytest.raises(ConfigError, match="missing required key 'dataset'"):
+        registry.create("encoder", {"plugin": "resnet50-mrl"})

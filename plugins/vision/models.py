@@ -1,5 +1,5 @@
 """ResNet models with the reference's MRL, MRL-E and fixed-feature heads, and loading of
-every checkpoint form the reference produced (a library for the vision plugins).
+every checkpoint form the reference produced (a library module of the vision package).
 
 Head state-dict keys (as ``model.fc``), compatible with RAIVNLab/MRL:
 
@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
+from mrlbench_plugins.vision.settings import NESTING
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from mrlbench.errors import ConfigError, DataError
 
 KINDS = ("mrl", "mrl_e", "ff")
-NESTING = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
 class MRLHead(nn.Module):

@@ -1,62 +1,74 @@
 """Commands ``encode`` (images -> the reference pipeline's arrays) and ``train`` (MRL,
-MRL-E or fixed-feature models on a small dataset, saved in the reference format)."""
+MRL-E or fixed-feature models on a small dataset, saved in the reference format); a
+plugin module of the vision package."""
 
 from __future__ import annotations
 
-import json
+import functools
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
-from mrlbench_plugins.image_datasets import Subset
-from mrlbench_plugins.reference_commands import int_list
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from mrlbench_plugins.vision.settings import Settings, TrainSettings, default_transform
 from rich.table import Table
 
+from mrlbench.console import console, emit_json, int_list, progress_bar
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
+from mrlbench.plugins import registry
 from mrlbench.store import write_json
+from mrlbench.types import Dataset
 
 
-class Speed(TextColumn):
-    """Items per second of a task."""
+@dataclass(frozen=True)
+class Images:
+    """What the image options of a command give it: the dataset plugin made from them,
+    the splits given, and the shared encoding ``Settings``."""
 
-    def __init__(self) -> None:
-        super().__init__("")
-
-    def render(self, task):  # type: ignore[override]
-        from rich.text import Text
-
-        return Text(f"{task.speed:,.0f} img/s" if task.speed else "")
-
-
-def progress_bar(console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        Speed(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
-def dataset_from_options(registry, source: str, database, queries, root):
-    table = {"plugin": source}
-    for key, value in (("database", database), ("queries", queries), ("root", root)):
-        if value is not None:
-            table[key] = value
-    return registry.create("dataset", table)[1]
+    plugin: str
+    dataset: Dataset
+    splits: tuple[str, ...]
+    settings: Settings
 
 
 def source_options(fn):
+    """Add the image options to a command, which receives them as one ``images``."""
+
+    @functools.wraps(fn)
+    def command(
+        source: str,
+        database: str | None,
+        queries: str | None,
+        root: str | None,
+        transform_name: str | None,
+        image_size: int,
+        device: str,
+        precision: str,
+        batch_size: int,
+        workers: int | None,
+        **rest: Any,
+    ) -> Any:
+        table: dict[str, Any] = {"plugin": source}
+        for key, value in (("database", database), ("queries", queries), ("root", root)):
+            if value is not None:
+                table[key] = value
+        splits = tuple(
+            split
+            for split, given in (("database", database), ("queries", queries))
+            if given is not None or source == "fashion-mnist"
+        )
+        settings = Settings(
+            transform=transform_name or default_transform(source),
+            image_size=image_size,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            workers=workers,
+        )
+        dataset = registry().create("dataset", table)[1]
+        return fn(images=Images(source, dataset, splits, settings), **rest)
+
     options = [
         click.option(
             "--source",
@@ -94,14 +106,12 @@ def source_options(fn):
         ),
     ]
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        command = option(command)
+    return command
 
 
 @hookimpl
 def mrlbench_register_commands(cli: click.Group) -> None:
-    from mrlbench.cli import console, errors, registry
-
     @cli.command()
     @click.option("--model", "kind", type=click.Choice(["mrl", "mrl_e", "ff"]), required=True)
     @click.option("--checkpoint", type=click.Path(), required=True)
@@ -128,47 +138,22 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         help="Skip unreadable images (recorded in *-skipped.json) instead of stopping.",
     )
     def encode(
-        kind,
-        checkpoint,
-        rep_size,
-        arch,
-        source,
-        database,
-        queries,
-        root,
-        transform_name,
-        image_size,
-        device,
-        precision,
-        batch_size,
-        workers,
-        name,
-        out,
-        random_sample,
-        seed,
-        skip_bad_images,
+        kind, checkpoint, rep_size, arch, images, name, out, random_sample, seed, skip_bad_images
     ):
         """Images -> {NAME}_train/_val_{config}-X.npy/-y.npy (the reference inference)."""
-        from mrlbench_plugins import encoding, resnet_models
+        from mrlbench_plugins.vision import encoding, models
 
-        dataset = dataset_from_options(registry(), source, database, queries, root)
-        splits = [
-            s
-            for s, given in (("database", database), ("queries", queries))
-            if given is not None or source == "fashion-mnist"
-        ]
-        if not splits:
+        if not images.splits:
             raise ConfigError("give --database and/or --queries image folders")
-        model = resnet_models.load(checkpoint, kind, arch, rep_size if kind == "ff" else None)
+        model = models.load(checkpoint, kind, arch, rep_size if kind == "ff" else None)
         key = {
             "checkpoint": encoding.file_hash(checkpoint),
             "arch": arch,
             "kind": kind,
-            "source": source,
-            "image_size": image_size,
+            "source": images.plugin,
+            "image_size": images.settings.image_size,
         }
-        transform_name = transform_name or ("small" if source == "fashion-mnist" else "imagenet")
-        with progress_bar(errors) as bar:
+        with progress_bar(speed="img/s") as bar:
 
             def task(what, total):
                 tid = bar.add_task(what, total=total)
@@ -177,22 +162,17 @@ def mrlbench_register_commands(cli: click.Group) -> None:
             written = encoding.encode_dataset(
                 model,
                 kind,
-                dataset,
+                images.dataset,
                 name,
                 out,
-                rep_size,
-                transform_name,
-                image_size,
-                device,
-                precision,
-                batch_size,
-                encoding.default_workers() if workers is None else workers,
-                random_sample,
-                seed,
-                skip_bad_images,
-                splits,
-                task,
-                key,
+                images.settings,
+                rep_size=rep_size,
+                random_sample=random_sample,
+                seed=seed,
+                skip_bad=skip_bad_images,
+                splits=images.splits,
+                progress=task,
+                key=key,
             )
         for which, path in written.items():
             console.print(f"{which}: {path}", highlight=False)
@@ -220,67 +200,44 @@ def mrlbench_register_commands(cli: click.Group) -> None:
     @click.option("--limit", type=int, default=None, help="Train on the first N images only.")
     @click.option("--out", required=True, type=click.Path(), help="Checkpoint file (.pt).")
     def train(
-        kind,
-        arch,
-        rep_size,
-        nesting,
-        relative_importance,
-        source,
-        database,
-        queries,
-        root,
-        transform_name,
-        image_size,
-        device,
-        precision,
-        batch_size,
-        workers,
-        epochs,
-        lr,
-        seed,
-        limit,
-        out,
+        kind, arch, rep_size, nesting, relative_importance, images, epochs, lr, seed, limit, out
     ):
         """Train on the database split; write a checkpoint the encoders load."""
-        from mrlbench_plugins import encoding, resnet_models, training
+        from mrlbench_plugins.vision import models, training
 
-        dataset = dataset_from_options(registry(), source, database, queries, root)
-        split = dataset.split("database")
-        if limit:
-            split = Subset(split, limit)
-        classes = int(max(label for label in split.labels)) + 1
-        model = training.new_model(arch, kind, classes, nesting, rep_size, seed)
+        settings, batch_size = images.settings, images.settings.batch_size
         weights = (
             [float(w) for w in relative_importance.split(",")] if relative_importance else None
         )
+        plan = TrainSettings(
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            relative_importance=weights,
+            limit=limit,
+            nesting=nesting,
+        )
+        split = training.training_split(images.dataset, plan)
+        classes = int(max(label for label in split.labels)) + 1
+        model = training.new_model(arch, kind, classes, nesting, rep_size, seed)
         heads = model.fc.nesting if kind != "ff" else (model.fc.in_features,)
         if weights is not None and len(weights) != len(heads):
             raise ConfigError(f"--relative-importance needs {len(heads)} weights, one per dim")
-        dev = encoding.pick_device(device)
-        prec = encoding.pick_precision(precision, dev)
-        fn = encoding.transform(
-            transform_name or ("small" if source == "fashion-mnist" else "imagenet"), image_size
-        )
+        prec = settings.autocast_precision()
         steps = epochs * (len(split) // batch_size)
-        with progress_bar(errors) as bar:
+        with progress_bar(speed="img/s") as bar:
             tid = bar.add_task(f"train {kind} {arch}", total=steps * batch_size)
             history = training.train(
                 model,
                 split,
-                fn,
-                epochs,
-                batch_size,
-                lr,
-                seed,
-                dev,
-                prec,
-                weights,
-                encoding.default_workers() if workers is None else workers,
-                lambda n, loss: bar.update(
+                settings,
+                plan,
+                on_batch=lambda n, loss: bar.update(
                     tid, advance=n, description=f"train {kind} loss {loss:.3f}"
                 ),
             )
-        resnet_models.save_reference(model, out)
+        models.save_reference(model, out)
         log = {
             "kind": kind,
             "arch": arch,
@@ -290,7 +247,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
             "seed": seed,
             "batch_size": batch_size,
             "precision": prec,
-            "source": source,
+            "source": images.plugin,
             "history": [e.__dict__ | {"accuracy": list(e.accuracy)} for e in history],
         }
         write_json(Path(str(out) + ".json"), log)
@@ -302,4 +259,4 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         for e in history:
             table.add_row(str(e.epoch), f"{e.loss:.4f}", *(f"{a:.4f}" for a in e.accuracy))
         console.print(table)
-        console.print(json.dumps({"checkpoint": str(out)}))
+        emit_json({"checkpoint": str(out)})

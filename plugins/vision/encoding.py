@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,16 +12,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from mrlbench_plugins.vision.chunked import ChunkedWriter
+from mrlbench_plugins.vision.models import head_width
+from mrlbench_plugins.vision.settings import TRANSFORMS, Settings
 from torch import nn
 
 from mrlbench.arrays import array_name
-from mrlbench.chunked import ChunkedWriter
 from mrlbench.errors import ConfigError, DataError
 from mrlbench.store import write_json
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-TRANSFORMS = ("imagenet", "small")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMMIT_ROWS = 4096  # rows per resumable chunk
 
 
@@ -80,36 +79,6 @@ class TensorView(torch.utils.data.Dataset):
             return torch.zeros(3, size, size), -1, False
 
 
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda, but torch sees no CUDA device")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device '{device}' (known: auto, cpu, cuda)")
-    return torch.device(device)
-
-
-def bf16_on_cpu() -> bool:
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool((probe and probe()) or (amx and amx()))
-
-
-def pick_precision(precision: str, device: torch.device) -> str:
-    """``auto``: fp16 on CUDA, bf16 on CPUs with bf16 instructions, else fp32; the
-    accuracy of each against fp32 is measured in BENCHMARKS.md."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision '{precision}' (known: {', '.join(PRECISIONS)})")
-    if precision != "auto":
-        if precision == "fp16" and device.type == "cpu":
-            raise ConfigError("fp16 autocast is for CUDA; use bf16 or fp32 on the CPU")
-        return precision
-    if device.type == "cuda":
-        return "fp16"
-    return "bf16" if bf16_on_cpu() else "fp32"
-
-
 def prepare(model: nn.Module, device: torch.device) -> nn.Module:
     """A copy of the network up to the pooled embedding (head removed), channels_last,
     in eval mode; the model itself is left as it was."""
@@ -135,29 +104,29 @@ class SplitResult:
 def encode_split(
     model: nn.Module,
     split: Sequence,
-    fn: Callable,
     x_path: Path,
     y_path: Path,
+    settings: Settings,
+    *,
     rep_size: int,
     key: dict[str, Any],
     order: np.ndarray,
-    device: torch.device,
-    precision: str,
-    batch_size: int = 256,
-    workers: int = 0,
     skip_bad: bool = False,
     on_batch: Callable[[int], None] | None = None,
 ) -> SplitResult:
-    """Encode ``split[order]`` into ``x_path``/``y_path``, resuming a partial encode."""
+    """Encode ``split[order]`` into ``x_path``/``y_path`` (the first ``rep_size``
+    features of ``model``, already on ``settings``' device), resuming a partial encode."""
     if x_path.is_file() and y_path.is_file():
         return SplitResult(len(order))
+    device = settings.torch_device()
+    precision = settings.autocast_precision(device)
     writer = ChunkedWriter(x_path, y_path, len(order), rep_size, key)
     result = SplitResult(len(order))
-    view = TensorView(split, fn, order[writer.done :])
+    view = TensorView(split, settings.transform_fn(), order[writer.done :])
     loader = torch.utils.data.DataLoader(
         view,
-        batch_size=batch_size,
-        num_workers=workers,
+        batch_size=settings.batch_size,
+        num_workers=settings.loader_workers(),
         shuffle=False,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
@@ -240,13 +209,9 @@ def encode_dataset(
     dataset: Any,
     name: str,
     out: str | Path,
+    settings: Settings,
+    *,
     rep_size: int | None = None,
-    transform_name: str = "imagenet",
-    image_size: int = 28,
-    device: str = "auto",
-    precision: str = "auto",
-    batch_size: int = 256,
-    workers: int = 0,
     random_sample: int | None = None,
     seed: int = 0,
     skip_bad: bool = False,
@@ -254,19 +219,16 @@ def encode_dataset(
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     key: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write ``{name}_train_{config}-X/-y.npy`` (database) and ``{name}_val_...`` (queries).
-    Returns the X path of each split written."""
-    dev = pick_device(device)
-    prec = pick_precision(precision, dev)
-    from mrlbench_plugins.resnet_models import head_width
-
+    """Write ``{name}_train_{config}-X/-y.npy`` (database) and ``{name}_val_...`` (queries)
+    of ``dataset`` (anything with ``split(which)``). Returns the X path of each split."""
+    device = settings.torch_device()
+    settings.autocast_precision(device)  # fp16 on the CPU fails before any work
     native = head_width(model)
     rep = rep_size or native
     if rep > native:
         raise ConfigError(f"--rep-size {rep} is larger than the model's {native} features")
     config = config_string(kind, rep)
     net = None  # the inference copy of the model, made only if a split needs encoding
-    fn = transform(transform_name, image_size)
     written = {}
     for which in splits:
         part = "train" if which == "database" else "val"
@@ -275,7 +237,7 @@ def encode_dataset(
         written[which] = x_path
         if x_path.is_file() and y_path.is_file():
             continue
-        net = net or prepare(model, dev)
+        net = net or prepare(model, device)
         split = dataset.split(which)
         order = sample_order(len(split), random_sample, seed)
         split_key = {
@@ -283,7 +245,7 @@ def encode_dataset(
             "split": which,
             "rows": len(order),
             "config": config,
-            "transform": transform_name,
+            "transform": settings.transform,
             "seed": seed,
             "sample": random_sample,
         }
@@ -291,21 +253,13 @@ def encode_dataset(
         encode_split(
             net,
             split,
-            fn,
             x_path,
             y_path,
-            rep,
-            split_key,
-            order,
-            dev,
-            prec,
-            batch_size,
-            workers,
-            skip_bad,
-            tick,
+            settings,
+            rep_size=rep,
+            key=split_key,
+            order=order,
+            skip_bad=skip_bad,
+            on_batch=tick,
         )
     return written
-
-
-def default_workers() -> int:
-    return min(4, max(0, (os.cpu_count() or 1) - 1))

@@ -7,14 +7,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from mrlbench_plugins.faiss import FaissBackend, load
 
 from mrlbench.errors import ConfigError
-from mrlbench.faiss_support import import_faiss, missing_reason
 from mrlbench.hookspecs import hookimpl
-from mrlbench.types import Backend
 
 
-class FaissHNSW(Backend):
+class FaissHNSW(FaissBackend):
     name = "faiss-hnsw"
 
     def __init__(self, M: int = 32, ef_construction: int = 40, ef_search: int = 16) -> None:
@@ -27,14 +26,6 @@ class FaissHNSW(Backend):
                 raise ConfigError(f"{key} must be a positive integer, not {value!r}")
         self.M, self.ef_construction, self.ef_search = M, ef_construction, ef_search
 
-    @classmethod
-    def availability(cls) -> str | None:
-        return missing_reason()
-
-    @classmethod
-    def where(cls) -> str:
-        return "CPU"
-
     @property
     def index_name(self) -> str:
         return f"hnsw{self.M}"
@@ -43,7 +34,7 @@ class FaissHNSW(Backend):
         return {"M": self.M, "ef_construction": self.ef_construction}
 
     def build(self, chunks: Iterable[np.ndarray], dim: int) -> Any:
-        faiss = import_faiss()
+        faiss = load()
         index = faiss.IndexHNSWFlat(dim, self.M)
         index.hnsw.efConstruction = self.ef_construction
         for chunk in chunks:
@@ -51,18 +42,12 @@ class FaissHNSW(Backend):
         return index
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-        faiss = import_faiss()
+        faiss = load()
         index.hnsw.efSearch = self.ef_search
         stats = faiss.cvar.hnsw_stats
         stats.reset()
         _, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return ids, stats.ndis / max(len(queries), 1)
-
-    def write(self, index: Any, path: str) -> None:
-        import_faiss().write_index(index, path)
-
-    def read(self, path: str) -> Any:
-        return import_faiss().read_index(path)
 
 
 @hookimpl

@@ -1,15 +1,20 @@
-"""Training MRL, MRL-E and fixed-feature models on small datasets (a library for the
-``train`` command and the encoders that train their own model)."""
+"""Training MRL, MRL-E and fixed-feature models on small datasets (a library module of
+the vision package, for the ``train`` command and the encoders that train their own
+model)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mrlbench_plugins.encoding import TensorView, autocast
+from mrlbench_plugins.vision.data import Subset
+from mrlbench_plugins.vision.encoding import TensorView, autocast
+from mrlbench_plugins.vision.models import build
+from mrlbench_plugins.vision.settings import Settings, TrainSettings
 from torch import nn
 
 from mrlbench.errors import DataError
@@ -35,10 +40,15 @@ def new_model(
     arch: str, kind: str, classes: int, nesting=None, rep_size=None, seed: int = 0
 ) -> nn.Module:
     """A freshly initialised model; the seed fixes its initial weights."""
-    from mrlbench_plugins.resnet_models import build
-
     torch.manual_seed(seed)
     return build(arch, kind, classes, nesting, rep_size)
+
+
+def training_split(dataset: Any, settings: TrainSettings) -> Sequence:
+    """The images a model is trained on: the dataset's database split, or its first
+    ``settings.limit`` images."""
+    split = dataset.split("database")
+    return Subset(split, settings.limit) if settings.limit else split
 
 
 @dataclass(frozen=True)
@@ -52,32 +62,31 @@ class Epoch:
 def train(
     model: nn.Module,
     split: Sequence,
-    fn: Callable,
-    epochs: int = 1,
-    batch_size: int = 128,
-    lr: float = 0.2,
-    seed: int = 0,
-    device: torch.device | None = None,
-    precision: str = "fp32",
-    weights: Sequence[float] | None = None,
-    workers: int = 0,
+    settings: Settings,
+    training: TrainSettings,
+    *,
     on_batch: Callable[[int, float], None] | None = None,
 ) -> list[Epoch]:
     """SGD (momentum 0.9, Nesterov, weight decay 5e-4) with a one-cycle learning rate;
-    seeded: the same settings give the same model."""
+    seeded: the same settings give the same model. ``settings`` gives the transform,
+    device, precision and workers; ``training`` the epochs, learning rate, batch size,
+    seed and per-dim loss weights (``limit`` is the caller's: see ``training_split``)."""
     import time
 
-    device = device or torch.device("cpu")
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    view = TensorView(split, fn, np.arange(len(split)))
+    device = settings.torch_device()
+    precision = settings.autocast_precision(device)
+    epochs, batch_size, lr = training.epochs, training.batch_size, training.lr
+    weights = training.relative_importance
+    torch.manual_seed(training.seed)
+    generator = torch.Generator().manual_seed(training.seed)
+    view = TensorView(split, settings.transform_fn(), np.arange(len(split)))
     loader = torch.utils.data.DataLoader(
         view,
         batch_size=batch_size,
         shuffle=True,
         drop_last=True,
         generator=generator,
-        num_workers=workers,
+        num_workers=settings.loader_workers(),
         pin_memory=device.type == "cuda",
     )
     if len(loader) == 0:

@@ -1,12 +1,14 @@
-"""Encoders ``resnet50-mrl`` and ``resnet50-ff``: images -> embeddings on demand, cached.
+"""Encoders ``resnet50-mrl`` and ``resnet50-ff``: images -> embeddings on demand, cached
+(a plugin module of the vision package).
 
-Both take a dataset plugin (``dataset`` + ``dataset_args``), an ``arch`` (``resnet50`` by
-default, any of ``mrlbench_plugins.resnet_models.ARCHS``) and either checkpoints or a
-``train`` table: without a checkpoint, the model is trained with ``mrlbench``'s own
-trainer on the dataset's database split, once, and cached under the cache folder
-(``$MRLBENCH_CACHE``, default ``~/.cache/mrlbench``) keyed by the training settings.
-Encoded arrays are cached keyed by checkpoint hash, dataset and transform, so a second
-run neither trains nor encodes.
+Both take a dataset component (``dataset = "fashion-mnist"`` or ``dataset = { plugin =
+"image-folder", database = "...", queries = "..." }``, created by the registry), an
+``arch`` (``resnet50`` by default, any of ``mrlbench_plugins.vision.models.ARCHS``) and
+either checkpoints or a ``train`` table: without a checkpoint, the model is trained with
+``mrlbench``'s own trainer on the dataset's database split, once, and cached under the
+cache folder (``$MRLBENCH_CACHE``, default ``~/.cache/mrlbench``) keyed by the training
+settings. Encoded arrays are cached keyed by checkpoint hash, dataset and transform, so a
+second run neither trains nor encodes.
 
 - ``resnet50-mrl``: one MRL (``kind = "mrl"``) or MRL-E (``"mrl_e"``) model; every dim
   is a prefix of its embedding.
@@ -21,23 +23,35 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from mrlbench_plugins.image_datasets import Subset
+from mrlbench_plugins.vision.data import cache_dir
+from mrlbench_plugins.vision.settings import NESTING, Settings, TrainSettings, default_transform
 
 from mrlbench.arrays import load_embeddings
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
-from mrlbench.runner import digest
-from mrlbench.types import Embeddings, Encoder
+from mrlbench.store import digest, write_json
+from mrlbench.types import Dataset, Embeddings, Encoder
 
-TRAIN_KEYS = {"epochs", "lr", "batch_size", "seed", "relative_importance", "limit", "nesting"}
 SHORT_NAMES = {"fashion-mnist": "FMNIST"}
+
+
+def dataset_identity(dataset: Dataset) -> tuple[str, dict[str, Any]]:
+    """The dataset plugin's name and the arguments it was made with (its config table
+    without ``plugin``); a dataset made without the registry: its ``name`` and ``{}``."""
+    table = dict(dataset.table)
+    plugin = table.pop("plugin", None)
+    if plugin is None:
+        return dataset.name, {}
+    return plugin, table
 
 
 class ImageEncoder(Encoder):
     """Shared by the two encoders: dataset, cache, training and encoding."""
+
+    components: ClassVar[Mapping[str, str]] = {"dataset": "dataset"}  # made by the registry
 
     @classmethod
     def availability(cls) -> str | None:
@@ -50,9 +64,8 @@ class ImageEncoder(Encoder):
 
     def __init__(
         self,
+        dataset: Dataset,
         arch: str = "resnet50",
-        dataset: str = "image-folder",
-        dataset_args: Mapping[str, Any] | None = None,
         dataset_name: str | None = None,
         transform: str | None = None,
         image_size: int = 28,
@@ -63,93 +76,87 @@ class ImageEncoder(Encoder):
         cache: str = "",
         train: Mapping[str, Any] | None = None,
     ) -> None:
-        from mrlbench_plugins.image_datasets import cache_dir
-
-        unknown = set(train or {}) - TRAIN_KEYS
-        if unknown:
+        if not isinstance(dataset, Dataset):
             raise ConfigError(
-                f"unknown key '{sorted(unknown)[0]}' in train "
-                f"(known: {', '.join(sorted(TRAIN_KEYS))})"
+                f'dataset must be a dataset component (dataset = "name" or '
+                f'{{ plugin = "name", ... }} in a config), not {dataset!r}'
             )
-        self.arch, self.dataset, self.dataset_args = arch, dataset, dict(dataset_args or {})
-        self.dataset_name = dataset_name or SHORT_NAMES.get(dataset, dataset)
-        self.transform = transform or ("small" if dataset == "fashion-mnist" else "imagenet")
-        self.image_size, self.device, self.precision = image_size, device, precision
-        self.batch_size, self.workers = batch_size, workers
+        self.training = TrainSettings.from_table(train)
+        self.dataset = dataset
+        self.dataset_plugin, self.dataset_args = dataset_identity(dataset)
+        self.arch = arch
+        self.dataset_name = dataset_name or SHORT_NAMES.get(
+            self.dataset_plugin, self.dataset_plugin
+        )
+        self.settings = Settings(
+            transform=transform or default_transform(self.dataset_plugin),
+            image_size=image_size,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            workers=workers,
+        )
         self.cache = Path(cache) if cache else cache_dir()
-        self.train_settings = dict(train or {})
-        self._data = None
 
     # ------------------------------------------------------------------------ helpers
-    def _dataset(self):
-        if self._data is None:
-            from mrlbench.plugins import load
-
-            self._data = load()[1].create("dataset", {"plugin": self.dataset, **self.dataset_args})[
-                1
-            ]
-        return self._data
-
     def _data_key(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset,
+            "dataset": self.dataset_plugin,
             "args": self.dataset_args,
-            "transform": self.transform,
-            "image_size": self.image_size,
+            "transform": self.settings.transform,
+            "image_size": self.settings.image_size,
             "arch": self.arch,
         }
 
     def _trained(self, kind: str, rep_size: int | None) -> Path:
-        """A checkpoint trained with ``self.train_settings`` (cached)."""
-        from mrlbench_plugins import encoding, resnet_models, training
+        """A checkpoint trained with ``self.training`` (cached)."""
+        from mrlbench_plugins.vision import models, training
 
-        settings = {"epochs": 1, "lr": 0.2, "batch_size": 128, "seed": 0, **self.train_settings}
+        plan = self.training
+        settings = plan.key()
         key = digest(
             {**self._data_key(), "kind": kind, "rep": rep_size, "train": settings, "trainer": 1}
         )
         path = self.cache / "models" / f"{kind}{rep_size or ''}-{self.arch}-{key}.pt"
         if path.is_file():
             return path
-        split = self._dataset().split("database")
-        if settings.get("limit"):
-            split = Subset(split, settings["limit"])
+        split = training.training_split(self.dataset, plan)
         classes = int(max(split.labels)) + 1
-        model = training.new_model(
-            self.arch, kind, classes, settings.get("nesting"), rep_size, settings["seed"]
-        )
-        dev = encoding.pick_device(self.device)
-        epochs, batch = settings["epochs"], settings["batch_size"]
+        model = training.new_model(self.arch, kind, classes, plan.nesting, rep_size, plan.seed)
+        epochs, batch = plan.epochs, plan.batch_size
         self.observer.begin(
             f"train {kind}{rep_size or ''} ({epochs} epoch)", epochs * (len(split) // batch) * batch
         )
         history = training.train(
             model,
             split,
-            encoding.transform(self.transform, self.image_size),
-            epochs,
-            batch,
-            settings["lr"],
-            settings["seed"],
-            dev,
-            encoding.pick_precision(self.precision, dev),
-            settings.get("relative_importance"),
-            self._workers(),
-            lambda n, loss: self.observer.advance(n),
+            self.settings,
+            plan,
+            on_batch=lambda n, loss: self.observer.advance(n),
         )
-        resnet_models.save_reference(model, path)
-        from mrlbench.store import write_json
-
+        models.save_reference(model, path)
         write_json(
             Path(str(path) + ".json"),
             {"settings": settings, "kind": kind, "history": [e.__dict__ for e in history]},
         )
         return path
 
+    def environment(self) -> dict[str, Any]:
+        """torch's version and threads, and where this encoder runs (``env.json``)."""
+        import torch
+        import torchvision
+
+        return {
+            "packages": {"torch": torch.__version__, "torchvision": torchvision.__version__},
+            "torch_threads": torch.get_num_threads(),
+            "device": str(self.settings.torch_device()),
+        }
+
     def thumbnails(self, split: str, rows: Sequence[int]) -> list[np.ndarray] | None:
         """RGB uint8 images of the given rows, straight from the dataset."""
         from PIL import Image
 
-        items = self._dataset().split(split)
+        items = self.dataset.split(split)
         out = []
         for row in rows:
             image, _ = items[int(row)]
@@ -160,16 +167,11 @@ class ImageEncoder(Encoder):
             out.append(np.asarray(image))
         return out
 
-    def _workers(self) -> int:
-        from mrlbench_plugins.encoding import default_workers
-
-        return default_workers() if self.workers is None else self.workers
-
     def _encoded(self, checkpoint: Path, kind: str, rep_size: int | None) -> Embeddings:
         """Arrays of ``checkpoint`` over both splits (cached), memory-mapped."""
-        from mrlbench_plugins import encoding, resnet_models
+        from mrlbench_plugins.vision import encoding, models
 
-        model = resnet_models.load(checkpoint, kind, self.arch)
+        model = models.load(checkpoint, kind, self.arch)
         key = {
             **self._data_key(),
             "checkpoint": encoding.file_hash(checkpoint),
@@ -185,20 +187,15 @@ class ImageEncoder(Encoder):
         encoding.encode_dataset(
             model,
             kind,
-            self._dataset(),
+            self.dataset,
             self.dataset_name,
             folder,
-            rep_size,
-            self.transform,
-            self.image_size,
-            self.device,
-            self.precision,
-            self.batch_size,
-            self._workers(),
+            self.settings,
+            rep_size=rep_size,
             progress=task,
             key=key,
         )
-        config = encoding.config_string(kind, rep_size or resnet_models.head_width(model))
+        config = encoding.config_string(kind, rep_size or models.head_width(model))
         return load_embeddings(folder, self.dataset_name, config)
 
 
@@ -221,8 +218,6 @@ class ResNetMRL(ImageEncoder):
     @property
     def dims(self) -> tuple[int, ...]:
         if self._dims is None:
-            from mrlbench_plugins.resnet_models import NESTING
-
             width = self.embeddings(0).database.shape[1]
             self._dims = [d for d in NESTING if d < width] + [width]
         return tuple(self._dims)
@@ -256,8 +251,6 @@ class ResNetFF(ImageEncoder):
             raise ConfigError("truncate = true takes one model: its prefixes are the dims")
         self._dims = self.sizes
         if truncate:
-            from mrlbench_plugins.resnet_models import NESTING
-
             self._dims = tuple(d for d in NESTING if d < self.sizes[0]) + self.sizes
         self._emb: dict[int, Embeddings] = {}
 

@@ -1,9 +1,12 @@
-"""Resumable row-by-row writes of an (X, y) array pair straight into ``.npy`` memmaps.
+"""Resumable row-by-row writes of an (X, y) array pair straight into ``.npy`` memmaps
+(a library module of the vision package).
 
 Rows go to ``{X}.partial`` / ``{y}.partial``; ``commit()`` flushes them and records how
-many rows are complete (``{X}.progress.json``); ``finish()`` renames the partial files
-onto the final names. An interrupted writer is resumed from its last commit when the
-same ``key`` (what is being encoded) is given again. Memory stays flat in the row count.
+many rows are complete in the resume sidecar ``{X}.progress.json`` (``mrlbench.resume``:
+the value ``{"done": rows}`` under the writer's ``key``); ``finish()`` renames the
+partial files onto the final names. An interrupted writer is resumed from its last
+commit when the same ``key`` (what is being encoded) is given again. Memory stays flat
+in the row count.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.store import atomic_path, read_json, write_json
+from mrlbench import resume
+from mrlbench.store import atomic_path
 
 COPY_ROWS = 65536
 
@@ -29,9 +33,9 @@ class ChunkedWriter:
         self._y_part = self.y_path.with_name(self.y_path.name + ".partial")
         self._progress = self.x_path.with_name(self.x_path.name + ".progress.json")
         self.x_path.parent.mkdir(parents=True, exist_ok=True)
-        state = read_json(self._progress) or {}
+        state = resume.cached(self._progress, key)
         self.done = 0
-        if state.get("key") == key and self._x_part.is_file() and self._y_part.is_file():
+        if isinstance(state, dict) and self._x_part.is_file() and self._y_part.is_file():
             try:
                 self._x = np.lib.format.open_memmap(self._x_part, mode="r+")
                 self._y = np.lib.format.open_memmap(self._y_part, mode="r+")
@@ -58,7 +62,7 @@ class ChunkedWriter:
         """Flush, and record ``upto`` (default: every written row) as complete."""
         self._x.flush()
         self._y.flush()
-        write_json(self._progress, {"key": self.key, "done": self.done if upto is None else upto})
+        resume.remember(self._progress, self.key, {"done": self.done if upto is None else upto})
 
     def finish(self, drop: np.ndarray | None = None) -> None:
         """Move the arrays onto their final names, without the rows in ``drop``."""

@@ -7,26 +7,21 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from mrlbench_plugins.faiss import FaissBackend, gpu_count, load
 
 from mrlbench.errors import ConfigError, MrlbenchError
-from mrlbench.faiss_support import gpu_count, import_faiss, missing_reason
 from mrlbench.hookspecs import hookimpl
-from mrlbench.types import Backend
 
 GPU_MAX_K = 2048  # FAISS GPU k-selection limit
 
 
-class FaissExact(Backend):
+class FaissExact(FaissBackend):
     name = "faiss-exact"
 
     def __init__(self, device: str = "auto") -> None:
         if device not in ("auto", "cpu", "gpu"):
             raise ConfigError(f"device must be auto, cpu or gpu, not '{device}'")
         self._device = device
-
-    @classmethod
-    def availability(cls) -> str | None:
-        return missing_reason()
 
     @classmethod
     def where(cls) -> str:
@@ -51,7 +46,7 @@ class FaissExact(Backend):
         return "GPU" if self.use_gpu else "CPU"
 
     def build(self, chunks: Iterable[np.ndarray], dim: int) -> Any:
-        faiss = import_faiss()
+        faiss = load()
         index = faiss.IndexFlatL2(dim)
         for chunk in chunks:
             index.add(chunk)
@@ -67,11 +62,11 @@ class FaissExact(Backend):
         return ids, float(index.ntotal)
 
     def write(self, index: Any, path: str) -> None:
-        faiss = import_faiss()
+        faiss = load()
         faiss.write_index(faiss.index_gpu_to_cpu(index) if self.use_gpu else index, path)
 
     def read(self, path: str) -> Any:
-        faiss = import_faiss()
+        faiss = load()
         index = faiss.read_index(path)
         return faiss.index_cpu_to_all_gpus(index) if self.use_gpu else index
 

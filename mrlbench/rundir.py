@@ -1,0 +1,96 @@
+"""The run directory: ``execute`` runs a config and writes everything a run leaves
+(``config.toml``, ``env.json``, ``neighbors.json``, the leaderboards, ``report.html``);
+``load`` reads a finished run back as rows."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mrlbench import config, html_report, report, runner
+from mrlbench.config import RunConfig
+from mrlbench.env import describe
+from mrlbench.errors import DataError, MrlbenchError, error_line
+from mrlbench.leaderboard import Row
+from mrlbench.plugins import Registry
+from mrlbench.store import read_json, write_json, write_text
+from mrlbench.types import Encoder, Observer
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What ``execute`` did: the leaderboard rows and the report (``None`` if not drawn)."""
+
+    rows: list[Row]
+    report: Path | None
+
+
+def execute(cfg: RunConfig, observer: Observer | None = None) -> Executed:
+    """Run every cell of ``cfg`` and write the run directory. A report that cannot be
+    drawn is a warning: the leaderboards stand without it."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    write_text(cfg.out / "config.toml", config.dumps(cfg.resolved()))
+    components = {
+        f"{spec.component.kind} {spec.label}": spec.component
+        for spec in (*cfg.encoders, *cfg.backends)
+    }
+    write_json(cfg.out / "env.json", describe(components))
+    rows = runner.run(cfg, observer)
+    report.write(cfg.out, rows, cfg.ks)
+    write_json(
+        cfg.out / "neighbors.json",
+        [
+            {"encoder": r.encoder, "backend": r.backend, "label": r.label, "path": r.neighbors}
+            for r in rows
+            if r.neighbors
+        ],
+    )
+    path = write_report(cfg.out, rows, cfg.ks, {s.label: s.component for s in cfg.encoders})
+    return Executed(rows, path)
+
+
+def write_report(
+    run: Path, rows: Sequence[Row], ks: Sequence[int], encoders: Mapping[str, Encoder]
+) -> Path | None:
+    """``report.html`` and its figures; ``None`` (and a warning) when it cannot be drawn."""
+    try:
+        return html_report.write(run, rows, ks, encoders)
+    except Exception as exc:
+        warnings.warn(f"report not written: {error_line(exc)}", stacklevel=2)
+        return None
+
+
+def load(run: str | Path) -> list[Row]:
+    """The rows of a finished run, with their neighbours files."""
+    path = Path(run) / "leaderboard.json"
+    if not path.is_file():
+        raise DataError(f"no leaderboard in {run} (expected {path})")
+    try:
+        records = json.loads(path.read_text())
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    index = read_json(Path(run) / "neighbors.json") or []
+    paths = {(i["encoder"], i["backend"], i["label"]): i["path"] for i in index}
+    rows = []
+    for rec in records:
+        path_of = paths.get((rec["encoder"], rec["backend"], rec["label"]), "")
+        rows.append(Row.from_record({**rec, "neighbors": path_of}))
+    return rows
+
+
+def redraw(run: str | Path, registry: Registry) -> Path | None:
+    """``report.html`` of a finished run again, from its files; retrieval examples only
+    when its encoders can still be built here."""
+    run = Path(run)
+    rows = load(run)
+    raw = config.read_toml(run / "config.toml")
+    ks = tuple(raw.get("run", {}).get("ks", [10]))
+    try:
+        encoders = {s.label: s.component for s in config.build(raw, registry, run).encoders}
+    except MrlbenchError as exc:
+        warnings.warn(f"no retrieval examples: {exc}", stacklevel=2)
+        encoders = {}
+    return write_report(run, rows, ks, encoders)
