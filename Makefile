@@ -6,7 +6,7 @@ FAISS  ?= cpu
 OTHER  := $(if $(filter gpu,$(FAISS)),cpu,gpu)
 STAMP  := $(VENV)/.installed-faiss-$(FAISS)
 
-.PHONY: setup data run test lint bench clean
+.PHONY: setup data run test lint bench bench-check clean
 
 # Idempotent: reinstalls only when pyproject.toml changes or FAISS flavour switches.
 $(STAMP): pyproject.toml
@@ -33,8 +33,17 @@ lint: setup
 test: lint data
 	$(BIN)/pytest
 
+# Performance tracking (pytest-benchmark): `make bench` saves every run under .benchmarks/;
+# `make bench-check` runs again and fails if any benchmark's best time is more than
+# BENCH_TOLERANCE percent slower than the last saved run (BENCHMARKS.md: why this much).
+BENCH           := $(BIN)/pytest benchmarks --benchmark-sort=name --benchmark-columns=min,mean,rounds
+BENCH_TOLERANCE ?= 30
+
 bench: setup
-	$(BIN)/pytest benchmarks --benchmark-sort=name --benchmark-columns=min,mean,rounds
+	$(BENCH) --benchmark-autosave
+
+bench-check: setup
+	$(BENCH) --benchmark-compare --benchmark-compare-fail=min:$(BENCH_TOLERANCE)%
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .benchmarks

@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
@@ -17,6 +16,7 @@ from mrlbench import __version__, compare, config, report, rundir
 from mrlbench.console import console, progress_bar, stderr
 from mrlbench.demo import DEFAULT_CONFIG, QUICK_CONFIG
 from mrlbench.errors import MrlbenchError
+from mrlbench.leaderboard import LATENCY
 from mrlbench.plugins import PLUGINS_DIR_ENV, load, pm, registry
 from mrlbench.types import Observer
 
@@ -59,8 +59,20 @@ class RichObserver(Observer):
     help="Print the config (the built-in one without CONFIG) as TOML and exit.",
 )
 @click.option("--quick", is_flag=True, help="The built-in demo on a small subset (for CI).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads for every stage (overrides [run] threads; default every core). "
+    "--threads 1 gives ann-benchmarks-style single-thread timings.",
+)
 def run(
-    config_file: str | None, out: str | None, csv_: bool, print_config: bool, quick: bool
+    config_file: str | None,
+    out: str | None,
+    csv_: bool,
+    print_config: bool,
+    quick: bool,
+    threads: int | None,
 ) -> None:
     """Run every encoder x backend x strategy and write the leaderboards.
 
@@ -78,7 +90,7 @@ def run(
             return
     if csv_:
         raw.setdefault("run", {})["csv"] = True
-    cfg = config.build(raw, registry(), out)
+    cfg = config.build(raw, registry(), out, threads)
     cells = len(cfg.encoders) * len(cfg.backends) * len(cfg.strategies)
     with progress_bar() as progress:
         done = rundir.execute(cfg, RichObserver(progress, cells))
@@ -104,20 +116,33 @@ def report_command(run_dir: str) -> None:
 @click.argument("run_b", type=click.Path())
 @click.option(
     "--fail-on-regression",
-    "pct",
+    "accuracy",
     type=float,
     default=None,
-    help="Exit 1 if an accuracy drops or latency grows by more than PCT percent.",
+    help="Exit 1 if an accuracy metric drops by more than PCT percent.",
 )
-def compare_command(run_a: str, run_b: str, pct: float | None) -> None:
-    """Every row both runs share, with the change in each metric and in latency."""
+@click.option(
+    "--latency-tolerance",
+    "latency",
+    type=float,
+    default=None,
+    help="Exit 1 if median latency or QPS worsens by more than PCT percent beyond the "
+    "timing noise both runs recorded (their timing_spread).",
+)
+@click.option("--wide", is_flag=True, help="Show every accuracy column, not the headline.")
+def compare_command(
+    run_a: str, run_b: str, accuracy: float | None, latency: float | None, wide: bool
+) -> None:
+    """Every row both runs share, with the change in accuracy and in time."""
     before, after = rundir.load(run_a), rundir.load(run_b)
     found = compare.changes(before, after)
     if not found:
         raise MrlbenchError(f"{run_a} and {run_b} share no ok rows")
-    bad = compare.regressions(found, pct)
+    bad = compare.regressions(found, accuracy, latency)
     cols = [c for c in compare.columns(before) if any(ch.column == c for ch in found)]
-    table = Table(title=f"{run_a} -> {run_b} (change; latency in %)")
+    if not wide:
+        cols = [c for c in cols if c in ("top1", compare.headline(cols)) or c in LATENCY]
+    table = Table(title=f"{run_a} -> {run_b} (accuracy: difference; timings: %)")
     for col in (*compare.KEY, *cols):
         table.add_column(col, justify="left" if col in compare.KEY else "right")
     by_key: dict = {}
@@ -130,10 +155,11 @@ def compare_command(run_a: str, run_b: str, pct: float | None) -> None:
             text = "" if ch is None else ch.text()
             cells.append(f"[bold red]{text}[/]" if ch in bad else text)
         table.add_row(*(escape(k) for k in key), *cells)
-    wide = console if sys.stdout.isatty() else Console(width=max(160, 24 + 11 * len(cols)))
-    wide.print(table)
+    console.print(table)
+    for ch in bad:
+        console.print(f"[bold red]regressed[/]: {escape(ch.describe())}", highlight=False)
     if bad:
-        console.print(f"[bold red]{len(bad)} regression(s) beyond {pct}%[/]")
+        console.print(f"[bold red]{len(bad)} regression(s)[/]")
         raise SystemExit(1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     "metrics": "standard",
     "csv": False,  # also write the reference pipeline's CSV neighbour files
     "index_cache": "",  # empty: {out}/index_files; set a folder to share indexes across runs
-    "repeats": 1,  # searches and reranks are timed this many times; the best counts
+    "repeats": 3,  # searches and reranks are timed this many times; the best counts
+    "threads": 0,  # threads for FAISS, BLAS, torch and reranks; 0: every core
+    "latency_queries": 500,  # the seeded sample timed one query at a time
 }
 SECTIONS = {"encoders": "encoder", "backends": "backend", "strategies": "strategy"}
 
@@ -42,9 +45,15 @@ class RunConfig:
     csv: bool
     index_cache: Path
     repeats: int
+    threads: int
+    latency_queries: int
     encoders: list[Spec] = field(default_factory=list)
     backends: list[Spec] = field(default_factory=list)
     strategies: list[Spec] = field(default_factory=list)
+
+    def timing(self) -> list[int]:
+        """What a timing depends on besides the data and the components (resume keys)."""
+        return [self.repeats, self.threads, self.latency_queries]
 
     def resolved(self) -> dict[str, Any]:
         """The config as it ran, defaults filled in (written as ``config.toml``)."""
@@ -55,6 +64,8 @@ class RunConfig:
             "csv": self.csv,
             "index_cache": str(self.index_cache),
             "repeats": self.repeats,
+            "threads": self.threads,
+            "latency_queries": self.latency_queries,
         }
         return {
             "run": run,
@@ -83,7 +94,12 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     return parse_toml(text, str(path))
 
 
-def build(raw: dict[str, Any], registry: Registry, out: str | Path | None = None) -> RunConfig:
+def build(
+    raw: dict[str, Any],
+    registry: Registry,
+    out: str | Path | None = None,
+    threads: int | None = None,
+) -> RunConfig:
     """Validate a parsed config and instantiate every component."""
     unknown = set(raw) - {"run", *SECTIONS}
     if unknown:
@@ -97,13 +113,17 @@ def build(raw: dict[str, Any], registry: Registry, out: str | Path | None = None
     settings = {**RUN_DEFAULTS, **run}
     if out is not None:
         settings["out"] = str(out)
+    if threads is not None:
+        settings["threads"] = threads
     ks = settings["ks"]
     if not isinstance(ks, list) or not ks or not all(isinstance(k, int) and k > 0 for k in ks):
         raise ConfigError("[run] ks must be a non-empty list of positive integers")
     if settings["metrics"] not in MODES:
         raise ConfigError(f"[run] metrics must be one of {', '.join(MODES)}")
-    if not isinstance(settings["repeats"], int) or settings["repeats"] < 1:
-        raise ConfigError("[run] repeats must be a positive integer")
+    for key, low in (("repeats", 1), ("threads", 0), ("latency_queries", 0)):
+        value = settings[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"[run] {key} must be an integer of at least {low}")
     specs: dict[str, list[Spec]] = {}
     for section, kind in SECTIONS.items():
         tables = raw.get(section, [])
@@ -125,6 +145,8 @@ def build(raw: dict[str, Any], registry: Registry, out: str | Path | None = None
         csv=bool(settings["csv"]),
         index_cache=Path(settings["index_cache"] or out_dir / "index_files"),
         repeats=settings["repeats"],
+        threads=settings["threads"] or os.cpu_count() or 1,
+        latency_queries=settings["latency_queries"],
         **specs,
     )
 

@@ -2,24 +2,43 @@
 and one backend of a run, the searches the strategies planned, run once and shared,
 resumed from the neighbour files of an earlier run, and reranks of shortlists.
 ``GivenShortlist``: a shortlist made elsewhere (a neighbours file) and the arrays to
-rerank it with, so that a strategy runs on it exactly as in a run."""
+rerank it with, so that a strategy runs on it exactly as in a run. ``Live``: indexes held
+in memory, searched when the strategy asks (what the pytest plugin times)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from mrlbench import neighbors
 from mrlbench.config import RunConfig, Spec
+from mrlbench.cost import search_mflops
 from mrlbench.errors import DataError, MrlbenchError
-from mrlbench.index_cache import index_path
+from mrlbench.index_cache import index_path, load_or_build
 from mrlbench.rerank import rerank
 from mrlbench.resume import MISSING, cached, remember
-from mrlbench.search import best_of, check_request, search_dim
+from mrlbench.search import (
+    LATENCY_BUDGET_S,
+    LATENCY_MIN_QUERIES,
+    best_of,
+    check_request,
+    relative_spread,
+    search_dim,
+)
 from mrlbench.store import digest, scan
-from mrlbench.types import Backend, Embeddings, Encoder, Observer, SearchRequest, Shortlist
+from mrlbench.types import (
+    Backend,
+    Embeddings,
+    Encoder,
+    Observer,
+    SearchRequest,
+    Shortlist,
+    Strategy,
+)
+from mrlbench.vectors import prefix
 
 
 class Context:
@@ -32,13 +51,17 @@ class Context:
         first = self.encoder.embeddings(self.encoder.dims[0])
         self.model = enc.label
         self.dataset = first.query_dataset
-        self.index_name = self.backend.index_name
+        self.index_name = file_tag(be.label, self.backend)
         self.n_database = len(first.database)
         self.n_queries = len(first.queries)
         self.labels = (first.database_labels, first.query_labels)
         unique = {id(e): e for e in (self.encoder.embeddings(d) for d in self.encoder.dims)}
         self.data_key = digest([self._fingerprint(e) for e in unique.values()])
+        self.sample = latency_sample(self.n_queries, cfg.latency_queries)
+        self.longest_k = max(cfg.ks)
         self._found: dict[tuple[int, int], Shortlist | Exception] = {}
+        self._query_seconds: dict[tuple[int, int], np.ndarray] = {}
+        self.spreads: list[float] = []  # of the stages timed since the runner last cleared it
 
     @staticmethod
     def _fingerprint(emb: Embeddings) -> str:
@@ -49,17 +72,35 @@ class Context:
         check_request(emb, dim, [])
         return emb
 
+    def index_file(self, dim: int) -> Path:
+        """Where the index of the ``dim``-prefix is cached."""
+        emb = self.embeddings(dim)
+        return index_path(
+            self.cfg.index_cache, self.model, emb.dataset, dim, self.backend.cache_name
+        )
+
+    def resolve(self, request: SearchRequest) -> SearchRequest:
+        """A request with its ``k`` filled in (``None``: the longest cut-off)."""
+        return SearchRequest(request.dim, request.k or self.longest_k)
+
     # -------------------------------------------------------------------------- searches
     def prepare(self, requests: set[SearchRequest]) -> None:
         """Run every requested search, one index per dim, resuming finished ones."""
+        requests = {self.resolve(r) for r in requests}
         for dim in sorted({r.dim for r in requests}):
             pending = [k for k in sorted({r.k for r in requests if r.dim == dim})]
-            pending = [k for k in pending if not self._resume(dim, k)]
+            pending = [k for k in pending if not self._resume(dim, k)]  # type: ignore[arg-type]
             if pending:
-                self._search_dim(dim, pending)
+                self._search_dim(dim, pending)  # type: ignore[arg-type]
 
     def _key(self, dim: int, k: int) -> dict:
-        return {"data": self.data_key, "backend": self.be.table, "dim": dim, "k": k}
+        return {
+            "data": self.data_key,
+            "backend": self.be.table,
+            "dim": dim,
+            "k": k,
+            "timing": self.cfg.timing(),
+        }
 
     def _stem(self, dim: int, k: int) -> Path:
         stem = neighbors.search_stem(self.model, self.index_name, dim, k, self.dataset)
@@ -77,20 +118,25 @@ class Context:
             return False
         if self.cfg.csv and not stem.with_name(stem.name + ".csv").is_file():
             neighbors.save(stem, ids, csv=True)
+        self._keep(dim, k, ids, done, str(npy.relative_to(self.cfg.out)))
+        return True
+
+    def _keep(self, dim: int, k: int, ids: np.ndarray, done: dict, path: str) -> None:
         self._found[(dim, k)] = Shortlist(
             ids,
             done["seconds"],
             done["mflops_per_query"],
             done["build_seconds"],
             done["device"],
-            str(npy.relative_to(self.cfg.out)),
+            path,
+            done["spread"],
         )
-        return True
+        self._query_seconds[(dim, k)] = np.asarray(done["query_seconds"], dtype=np.float64)
 
     def _search_dim(self, dim: int, ks: list[int]) -> None:
         try:
             emb = self.embeddings(dim)
-            path = index_path(self.cfg.index_cache, self.model, emb.dataset, dim, self.index_name)
+            path = self.index_file(dim)
             label = f"{self.model}/{self.be.label}"
             self.observer.begin(f"{label}: index {dim}d", len(emb.database))
             found, build_s = search_dim(
@@ -102,6 +148,7 @@ class Context:
                 self.cfg.repeats,
                 self.observer.advance,
                 lambda k: self.observer.begin(f"{label}: search {dim}d k={k}", 1),
+                self.sample,
             )
         except Exception as exc:
             for k in ks:
@@ -110,33 +157,124 @@ class Context:
         for k, result in found.items():
             done = {
                 "seconds": result.seconds,
+                "spread": result.spread,
                 "mflops_per_query": result.mflops_per_query,
                 "build_seconds": build_s,
                 "device": self.backend.device,
+                "query_seconds": result.query_seconds.tolist(),
             }
             stem = self._stem(dim, k)
             npy = neighbors.save(stem, result.ids, csv=self.cfg.csv)
             remember(stem.with_name(stem.name + ".json"), self._key(dim, k), done)
-            self._found[(dim, k)] = Shortlist(
-                neighbors.load(npy),
-                result.seconds,
-                result.mflops_per_query,
-                build_s,
-                self.backend.device,
-                str(npy.relative_to(self.cfg.out)),
-            )
+            self._keep(dim, k, neighbors.load(npy), done, str(npy.relative_to(self.cfg.out)))
 
-    def search(self, dim: int, k: int) -> Shortlist:
+    def search(self, dim: int, k: int | None = None) -> Shortlist:
+        k = k or self.longest_k
         found = self._found.get((dim, k))
         if found is None:
             raise MrlbenchError(f"search {dim}d k={k} was not planned by the strategy")
         if isinstance(found, Exception):
             raise found
+        self.spreads.append(found.spread)
         return found
 
     def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
         emb = self.embeddings(dim)
-        return best_of(self.cfg.repeats, lambda: rerank(emb.database, emb.queries, ids, dim, keep))
+        threads = self.cfg.threads
+
+        def work(rows: slice) -> np.ndarray:
+            return rerank(emb.database, emb.queries[rows], ids[rows], dim, keep, threads)
+
+        work(slice(0, 64))  # untimed warm-up (thread pool, caches)
+        out, timed = best_of(self.cfg.repeats, lambda: work(slice(None)))
+        self.spreads.append(timed.spread)
+        return out, timed.seconds
+
+    # --------------------------------------------------------------------------- latency
+    def latencies(self, strategy: Strategy) -> tuple[dict[str, np.ndarray], float]:
+        """Seconds per query of each of ``strategy``'s rows, one query at a time through
+        its whole pipeline: its search (timed one query at a time while the index was
+        in memory) plus its reranks (run here for that query alone), on the seeded
+        sample, best of ``repeats`` passes after one warm-up query; fewer queries when
+        they are slow. Also the spread of the passes' medians."""
+        if len(self.sample) == 0:
+            return {}, 0.0
+        try:
+            strategy.run(OneQuery(self, 0))  # untimed warm-up
+        except _Untimed:
+            return {}, 0.0
+        passes: list[dict[str, list[float]]] = []
+        count, spent = len(self.sample), 0.0
+        for _ in range(self.cfg.repeats):
+            times: dict[str, list[float]] = {}
+            for position in range(count):
+                start = time.perf_counter()
+                try:
+                    rows = strategy.run(OneQuery(self, position))
+                except _Untimed:
+                    count = position
+                    break
+                spent += time.perf_counter() - start
+                for row in rows:
+                    times.setdefault(row.label, []).append(row.seconds)
+                if not passes and spent > LATENCY_BUDGET_S and position + 1 >= LATENCY_MIN_QUERIES:
+                    count = position + 1
+                    break
+            passes.append(times)
+        best = {label: np.min([p[label][:count] for p in passes], axis=0) for label in passes[0]}
+        spread = max(
+            (relative_spread([np.median(p[label][:count]) for p in passes]) for label in best),
+            default=0.0,
+        )
+        return best, spread
+
+
+class _Untimed(Exception):
+    """The sample query has no single-query search timing (the search stage stopped
+    early on a slow search)."""
+
+
+class OneQuery:
+    """A ``RetrievalContext`` over one query of the latency sample: searches give that
+    query's shortlist with the time its search took alone; reranks run for it alone."""
+
+    def __init__(self, ctx: Context, position: int) -> None:
+        self.ctx, self.position = ctx, position
+        self.query = int(ctx.sample[position])
+        self.model, self.dataset, self.index_name = ctx.model, ctx.dataset, ctx.index_name
+        self.n_database, self.n_queries = ctx.n_database, 1
+
+    def search(self, dim: int, k: int | None = None) -> Shortlist:
+        k = k or self.ctx.longest_k
+        found = self.ctx.search(dim, k)
+        seconds = self.ctx._query_seconds[(dim, k)]
+        if self.position >= len(seconds):
+            raise _Untimed
+        q = self.query
+        return replace(found, ids=found.ids[q : q + 1], seconds=float(seconds[self.position]))
+
+    def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
+        emb = self.ctx.embeddings(dim)
+        q = self.query
+        start = time.perf_counter()
+        out = rerank(emb.database, emb.queries[q : q + 1], ids, dim, keep, 1)
+        return out, time.perf_counter() - start
+
+
+def latency_sample(n_queries: int, size: int) -> np.ndarray:
+    """The seeded sample of queries timed one at a time."""
+    rng = np.random.default_rng(0)
+    return rng.choice(n_queries, size=min(size, n_queries), replace=False)
+
+
+def file_tag(label: str, backend: Backend) -> str:
+    """The index name in neighbour file names: the reference's (``exactl2``, ``hnsw32``)
+    for a backend labelled with its plugin name, else with its label appended, so that
+    two backends of one run never write the same files."""
+    if label == backend.name:
+        return backend.index_name
+    safe = "".join(c if c.isalnum() or c in "-." else "-" for c in label)
+    return f"{backend.index_name}-{safe}"
 
 
 class GivenShortlist:
@@ -152,12 +290,15 @@ class GivenShortlist:
         model: str = "",
         dataset: str = "",
         index_name: str = "",
+        threads: int | None = None,
     ) -> None:
         self.database, self.queries, self.ids, self.dim = database, queries, ids, dim
+        self.threads = threads
         self.model, self.dataset, self.index_name = model, dataset, index_name
         self.n_database, self.n_queries = len(database), len(queries)
 
-    def search(self, dim: int, k: int) -> Shortlist:
+    def search(self, dim: int, k: int | None = None) -> Shortlist:
+        k = k or self.ids.shape[1]
         if dim != self.dim:
             raise DataError(f"the shortlist is at {self.dim} dims, not {dim}")
         if k > self.ids.shape[1]:
@@ -168,5 +309,37 @@ class GivenShortlist:
 
     def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
-        out = rerank(self.database, self.queries, ids, dim, keep)
+        out = rerank(self.database, self.queries, ids, dim, keep, self.threads)
+        return out, time.perf_counter() - start
+
+
+class Live:
+    """A ``RetrievalContext`` that runs each search when the strategy asks for it, over
+    indexes built (or loaded from the run's cache) beforehand and held in memory: one
+    ``strategy.run(live)`` is exactly a cell's retrieval, every query at once."""
+
+    def __init__(self, ctx: Context, requests: set[SearchRequest]) -> None:
+        self.ctx = ctx
+        self.model, self.dataset, self.index_name = ctx.model, ctx.dataset, ctx.index_name
+        self.n_database, self.n_queries = ctx.n_database, ctx.n_queries
+        self.indexes = {}
+        for dim in sorted({r.dim for r in requests}):
+            emb = ctx.embeddings(dim)
+            path = index_path(
+                ctx.cfg.index_cache, ctx.model, emb.dataset, dim, ctx.backend.cache_name
+            )
+            self.indexes[dim] = load_or_build(ctx.backend, emb, dim, path)[0]
+
+    def search(self, dim: int, k: int | None = None) -> Shortlist:
+        k = k or self.ctx.longest_k
+        emb = self.ctx.embeddings(dim)
+        start = time.perf_counter()
+        ids, per_query = self.ctx.backend.search(self.indexes[dim], prefix(emb.queries, dim), k)
+        seconds = time.perf_counter() - start
+        return Shortlist(ids, seconds, search_mflops(per_query, dim), 0.0, self.ctx.backend.device)
+
+    def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
+        emb = self.ctx.embeddings(dim)
+        start = time.perf_counter()
+        out = rerank(emb.database, emb.queries, ids, dim, keep, self.ctx.cfg.threads)
         return out, time.perf_counter() - start

@@ -44,8 +44,7 @@ M = 32
 ef_search = 64
 
 [[strategies]]
-plugin = "flat"                 # every dim of each encoder
-k = 100
+plugin = "flat"                 # every dim of each encoder, k = max(ks)
 
 [[strategies]]
 plugin = "adaptive"             # 8 dims already separate 10 classes well

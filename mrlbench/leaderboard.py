@@ -52,13 +52,21 @@ KEY_NAMES = ("encoder", "dataset", "backend", "device", "strategy", "label", "di
 KEY = tuple(Column(name, "key") for name in KEY_NAMES)
 COST = (
     Column("mflops_per_query", "cost", "lower", ".4g"),
-    Column("latency_ms_per_query", "cost", "lower", ".4g"),
     Column("qps", "cost", "higher", ".4g"),
+    Column("latency_ms_p50", "cost", "lower", ".4g"),
+    Column("latency_ms_p99", "cost", "lower", ".4g"),
     Column("build_s", "cost", "lower", ".4g"),
 )
+# How the timings were taken: the queries timed one at a time, the relative spread of
+# the repeated batch timings (max / min - 1), the fraction of -1 ids (ANN lists too short).
+TIMING = (
+    Column("latency_queries", "timing"),
+    Column("timing_spread", "timing", spec=".3f"),
+    Column("missing_ids", "timing", spec=".4f"),
+)
 STATUS = (Column("status", "status"), Column("error", "status"))
-LATENCY = "latency_ms_per_query"  # the cost column a run-to-run comparison gates on
-_FIXED = {c.name: c for c in (*KEY, *COST, *STATUS)}
+LATENCY = ("latency_ms_p50", "qps")  # the timings a run-to-run comparison gates on
+_FIXED = {c.name: c for c in (*KEY, *COST, *TIMING, *STATUS)}
 
 
 def accuracy(ks: Sequence[int]) -> tuple[Column, ...]:
@@ -68,7 +76,7 @@ def accuracy(ks: Sequence[int]) -> tuple[Column, ...]:
 
 def columns(ks: Sequence[int]) -> tuple[Column, ...]:
     """Every leaderboard column, in order."""
-    return (*KEY, *accuracy(ks), *COST, *STATUS)
+    return (*KEY, *accuracy(ks), *COST, *TIMING, *STATUS)
 
 
 def names(ks: Sequence[int]) -> list[str]:
@@ -95,11 +103,6 @@ def is_accuracy(name: str) -> bool:
     return _group(name) == "accuracy"
 
 
-def numeric(name: str) -> bool:
-    """Accuracy and cost columns hold numbers (right-aligned in tables)."""
-    return _group(name) in ("accuracy", "cost")
-
-
 def fmt(value: Any, name: str = "") -> str:
     """A value as the leaderboard shows it in column ``name``."""
     try:
@@ -123,9 +126,13 @@ class Row:
     shortlists: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
     mflops_per_query: float | None = None
-    latency_ms_per_query: float | None = None
     qps: float | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p99: float | None = None
     build_s: float | None = None
+    latency_queries: int | None = None
+    timing_spread: float | None = None
+    missing_ids: float | None = None
     status: str = "ok"
     error: str = ""
     neighbors: str = ""  # the neighbours file, relative to the run directory (not a column)
@@ -219,3 +226,8 @@ def accuracy_view(ks: Sequence[int], families: Sequence[str] = ("mAP", "recall")
 def cost_view(ks: Sequence[int]) -> list[str]:
     """The cost view's columns: the headline metric next to MFLOPs, latency and build."""
     return ["encoder", "backend", "device", "label", headline(ks), *(c.name for c in COST)]
+
+
+def numeric(name: str) -> bool:
+    """Accuracy, cost and timing columns hold numbers (right-aligned in tables)."""
+    return _group(name) in ("accuracy", "cost", "timing")

@@ -90,8 +90,10 @@ def compute(
     query_labels: np.ndarray,
     ks: Sequence[int],
     mode: str = "standard",
+    threads: int | None = None,
 ) -> dict[str, float]:
-    """Every metric of ``metric_names(ks)``; NaN where a cut-off is longer than the lists."""
+    """Every metric of ``metric_names(ks)``; NaN where a cut-off is longer than the lists.
+    Chunks of queries run on ``threads`` threads (default: every core)."""
     if mode not in MODES:
         raise ValueError(f"unknown metrics mode '{mode}' (known: {', '.join(MODES)})")
     m = len(query_labels)
@@ -119,8 +121,8 @@ def compute(
             hits[k][part] = cum[:, k - 1]
             ap_sums[k][part] = terms[:, :k].sum(axis=1)
 
-    # numpy releases the GIL in these array operations: chunks run on every core
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    # numpy releases the GIL in these array operations: chunks run in parallel
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
         list(pool.map(chunk, range(0, m, QUERY_CHUNK)))
     sizes = class_sizes(database_labels, query_labels) if mode == "standard" else None
     nan = float("nan")

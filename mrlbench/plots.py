@@ -76,7 +76,7 @@ def figures(rows: Sequence[Row], ks: Sequence[int]) -> list[Figure]:
                         tuple(r.value(metric) for r in flat),
                     )
                 )
-            for key, out in (("mflops_per_query", cost), ("latency_ms_per_query", time)):
+            for key, out in (("mflops_per_query", cost), ("latency_ms_p50", time)):
                 ordered = sorted(flat, key=lambda r: r.value(key))
                 if ordered:
                     out.append(
@@ -94,7 +94,9 @@ def figures(rows: Sequence[Row], ks: Sequence[int]) -> list[Figure]:
                     )
         by_dim.append(Plot(backend, "representation size (dims)", metric, tuple(lines), logx=True))
         by_cost.append(Plot(backend, "MFLOPs per query", metric, tuple(cost), logx=True))
-        by_time.append(Plot(backend, "latency per query (ms)", metric, tuple(time), logx=True))
+        by_time.append(
+            Plot(backend, "latency per query, median (ms)", metric, tuple(time), logx=True)
+        )
     return [
         Figure("plot_accuracy_vs_dims", tuple(by_dim)),
         Figure("plot_accuracy_vs_mflops", tuple(by_cost)),

@@ -21,6 +21,7 @@ def rerank(
     candidates: np.ndarray,
     dim: int,
     keep: int | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Order each query's candidate ids by L2 distance between the normalised
     ``dim``-prefixes of query and candidate, and keep the best ``keep``.
@@ -28,7 +29,8 @@ def rerank(
     ``database``/``queries`` are raw (un-normalised, possibly memory-mapped) arrays;
     only the candidate rows are read. For unit q, ||x/|x| - q||^2 = 2 - 2 x.q / |x|, so
     one dot product and one norm per candidate give the distance without normalised
-    copies. Ids of -1 sort last and stay -1; ties keep the shortlist order.
+    copies. Ids of -1 sort last and stay -1; ties keep the shortlist order. Chunks of
+    queries run on ``threads`` threads (default: every core); one chunk runs inline.
     """
     m, s = candidates.shape
     keep = s if keep is None else min(keep, s)
@@ -52,7 +54,13 @@ def rerank(
         order = np.argsort(dist, axis=1, kind="stable")[:, :keep]
         out[start : start + len(ids)] = np.take_along_axis(ids, order, axis=1)
 
-    # numpy releases the GIL in gathers, products and sorts: chunks run on every core
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(score, range(0, m, step)))
+    starts = range(0, m, step)
+    workers = min(len(starts), threads or os.cpu_count() or 1)
+    if workers == 1:
+        for start in starts:
+            score(start)
+        return out
+    # numpy releases the GIL in gathers, products and sorts: chunks run in parallel
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(score, starts))
     return out

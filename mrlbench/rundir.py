@@ -37,8 +37,9 @@ def execute(cfg: RunConfig, observer: Observer | None = None) -> Executed:
         f"{spec.component.kind} {spec.label}": spec.component
         for spec in (*cfg.encoders, *cfg.backends)
     }
-    write_json(cfg.out / "env.json", describe(components))
-    rows = runner.run(cfg, observer)
+    with runner.threads(cfg):
+        write_json(cfg.out / "env.json", describe(components) | {"threads": cfg.threads})
+        rows = runner.run(cfg, observer)
     report.write(cfg.out, rows, cfg.ks)
     write_json(
         cfg.out / "neighbors.json",

@@ -1,10 +1,16 @@
 """The runner: every encoder x backend x strategy cell, searches shared between the
-strategies of a pair, finished cells resumed; a failed cell keeps its row."""
+strategies of a pair, finished cells resumed; a failed cell keeps its row. Every cell
+runs on ``[run] threads`` threads (BLAS through threadpoolctl, the rest through each
+component's ``use_threads``)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mrlbench import metrics, neighbors
 from mrlbench.config import RunConfig, Spec
@@ -16,15 +22,29 @@ from mrlbench.store import digest
 from mrlbench.types import Observer, Retrieval, SearchRequest
 
 
+@contextlib.contextmanager
+def threads(cfg: RunConfig) -> Iterator[None]:
+    """Every library on ``cfg.threads`` threads: BLAS and OpenMP through threadpoolctl,
+    and each available component's own pool (``use_threads``)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=cfg.threads):
+        for spec in (*cfg.encoders, *cfg.backends, *cfg.strategies):
+            if type(spec.component).availability() is None:
+                spec.component.use_threads(cfg.threads)
+        yield
+
+
 def run(cfg: RunConfig, observer: Observer | None = None) -> list[Row]:
     """Every encoder x backend x strategy; failed cells keep their row and the run goes on."""
     observer = observer or Observer()
     for spec in (*cfg.encoders, *cfg.backends, *cfg.strategies):
         spec.component.observer = observer
     rows: list[Row] = []
-    for enc in cfg.encoders:
-        for be in cfg.backends:
-            rows += _pair(cfg, enc, be, observer)
+    with threads(cfg):
+        for enc in cfg.encoders:
+            for be in cfg.backends:
+                rows += _pair(cfg, enc, be, observer)
     return rows
 
 
@@ -51,7 +71,7 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
     plans: list[tuple[Spec, Path, Any, list[Row] | None]] = []
     requests: set[SearchRequest] = set()
     for st in cfg.strategies:
-        key = [ctx.data_key, enc.table, be.table, st.table, cfg.ks, cfg.metrics]
+        key = [ctx.data_key, enc.table, be.table, st.table, cfg.ks, cfg.metrics, cfg.timing()]
         cell = cfg.out / "cells" / f"{digest(key)}.json"
         done = cached(cell, key)
         if isinstance(done, list):
@@ -73,7 +93,11 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
             continue
         observer.begin(f"{enc.label}/{be.label}: {st.label}", 1)
         try:
-            found = [_row(cfg, ctx, st, r) for r in st.component.run(ctx)]
+            ctx.spreads.clear()
+            retrieved = st.component.run(ctx)
+            latencies, latency_spread = ctx.latencies(st.component)
+            spread = max([*ctx.spreads, latency_spread], default=0.0)
+            found = [_row(cfg, ctx, st, r, spread, latencies.get(r.label)) for r in retrieved]
             records = [row.record(cfg.ks) | {"neighbors": row.neighbors} for row in found]
             remember(cell, key, records)
         except Exception as exc:
@@ -84,7 +108,14 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
     return rows
 
 
-def _row(cfg: RunConfig, ctx: Context, st: Spec, r: Retrieval) -> Row:
+def _row(
+    cfg: RunConfig,
+    ctx: Context,
+    st: Spec,
+    r: Retrieval,
+    spread: float,
+    latencies: np.ndarray | None,
+) -> Row:
     path = r.saved
     if r.stem is not None:
         npy = neighbors.save(cfg.out / "neighbors" / r.stem, r.ids, csv=cfg.csv)
@@ -92,19 +123,27 @@ def _row(cfg: RunConfig, ctx: Context, st: Spec, r: Retrieval) -> Row:
     db_labels, q_labels = ctx.labels
     values = metrics.compute(r.ids, db_labels, q_labels, cfg.ks, cfg.metrics)
     m = len(q_labels)
+    timed = latencies is not None and len(latencies) > 0
+    device = ctx.backend.device
+    if len(r.dims) > 1 and device != "CPU":  # reranks run in numpy on the CPU
+        device = f"{device} search, CPU rerank"
     return Row(
         encoder=ctx.model,
         dataset=ctx.dataset,
         backend=ctx.be.label,
-        device=ctx.backend.device,
+        device=device,
         strategy=st.label,
         label=r.label,
         dims=",".join(map(str, r.dims)),
         shortlists=",".join(map(str, r.shortlists)),
         metrics=values,
         mflops_per_query=r.mflops_per_query,
-        latency_ms_per_query=1000 * r.seconds / m,
         qps=m / r.seconds if r.seconds > 0 else None,
+        latency_ms_p50=float(1000 * np.percentile(latencies, 50)) if timed else None,
+        latency_ms_p99=float(1000 * np.percentile(latencies, 99)) if timed else None,
         build_s=r.build_seconds,
+        latency_queries=len(latencies) if timed else 0,
+        timing_spread=spread,
+        missing_ids=float((np.asarray(r.ids) < 0).mean()) if np.size(r.ids) else 0.0,
         neighbors=path,
     )

@@ -29,10 +29,11 @@ class Embeddings:
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """One k-NN search a strategy needs: ``k`` neighbours at prefix size ``dim``."""
+    """One k-NN search a strategy needs: ``k`` neighbours at prefix size ``dim``;
+    ``k = None``: as many as the run's longest metric cut-off (``max(ks)``)."""
 
     dim: int
-    k: int
+    k: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,12 @@ class Shortlist:
     """The result of one k-NN search over every query."""
 
     ids: np.ndarray  # (m, k) int64, best first, -1 where fewer than k were found
-    seconds: float  # search wall-clock, all queries (index build excluded)
+    seconds: float  # search wall-clock, all queries at once (index build excluded)
     mflops_per_query: float
     build_seconds: float  # index build (0 when loaded from the cache)
     device: str
     path: str = ""  # the neighbours file, relative to the run directory
+    spread: float = 0.0  # relative spread of the timed repeats (max / min - 1)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class Retrieval:
     shortlists: tuple[int, ...]
     ids: np.ndarray  # (m, k) int64 final neighbours, best first
     mflops_per_query: float
-    seconds: float  # retrieval wall-clock for all queries: search plus reranks
+    seconds: float  # retrieval wall-clock: its search plus its reranks, summed
     build_seconds: float
     stem: str | None = None  # neighbours file stem under neighbors/ to write, or
     saved: str = ""  # the path of an already written neighbours file (a search's)
@@ -67,16 +69,21 @@ class RetrievalContext(Protocol):
 
     model: str  # encoder label: the neighbours sub-folder
     dataset: str  # query dataset name used in file names
-    index_name: str  # "exactl2", "hnsw32", ...
+    index_name: str  # "exactl2", "hnsw32", ... (as it appears in file names)
     n_database: int
     n_queries: int
 
-    def search(self, dim: int, k: int) -> Shortlist:
-        """The k-NN shortlist at prefix size ``dim`` (searched before ``run``)."""
+    def search(self, dim: int, k: int | None = None) -> Shortlist:
+        """The k-NN shortlist at prefix size ``dim`` (searched before ``run``);
+        ``k = None``: the run's longest metric cut-off."""
         ...
 
     def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
-        """Re-order ``ids`` by L2 between normalised ``dim``-prefixes; (best ``keep``, seconds)."""
+        """Re-order ``ids`` by L2 between normalised ``dim``-prefixes; (best ``keep``, seconds).
+
+        A strategy sums the seconds of a row's search and reranks into the row's
+        ``seconds``: the runner calls ``run`` once with every query (throughput) and once
+        per query of a seeded sample (latency), so the sum is the row's time either way."""
         ...
 
 
@@ -124,6 +131,11 @@ class Component(ABC):
         ``packages``, thread counts, devices, ..."""
         return {}
 
+    def use_threads(self, threads: int) -> None:
+        """Use at most ``threads`` threads (``[run] threads``), for libraries that keep
+        their own pool (FAISS's OpenMP, torch); BLAS is limited by the runner."""
+        return None
+
 
 class Encoder(Component):
     """Produces database/query embeddings for every prefix size it offers."""
@@ -158,6 +170,12 @@ class Backend(Component):
     @property
     def device(self) -> str:
         return "CPU"
+
+    @property
+    def cache_name(self) -> str:
+        """The index name of cached index files: ``index_name`` plus whatever build
+        parameter sets the index apart (two settings never share a file)."""
+        return self.index_name
 
     def params(self) -> dict[str, Any]:
         """Build parameters; a cached index is reused only when they match."""

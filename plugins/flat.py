@@ -8,11 +8,12 @@ from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
 
-DEFAULT_K = 2048  # the reference's shortlist length (the FAISS GPU maximum)
-
 
 class Flat(Strategy):
-    """``dims`` defaults to every dim the encoder offers; ``k`` to min(2048, database)."""
+    """``dims`` defaults to every dim the encoder offers. ``k`` (list length searched)
+    defaults to the run's longest metric cut-off, so a row is timed for exactly the
+    neighbours it is scored on; a ``k`` set here (the reference searched 2048) is that
+    row's own, shown in its label and its time."""
 
     name = "flat"
 
@@ -26,8 +27,7 @@ class Flat(Strategy):
         self._requests: list[SearchRequest] = []
 
     def searches(self, dims: Sequence[int], n_database: int) -> list[SearchRequest]:
-        k = self.k if self.k is not None else min(DEFAULT_K, n_database)
-        self._requests = [SearchRequest(d, k) for d in (self.dims or dims)]
+        self._requests = [SearchRequest(d, self.k) for d in (self.dims or dims)]
         return self._requests
 
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
@@ -36,9 +36,9 @@ class Flat(Strategy):
             found = ctx.search(req.dim, req.k)
             rows.append(
                 Retrieval(
-                    label=f"flat@{req.dim}",
+                    label=f"flat@{req.dim}" + (f" k={req.k}" if req.k else ""),
                     dims=(req.dim,),
-                    shortlists=(req.k,),
+                    shortlists=(found.ids.shape[1],),
                     ids=found.ids,
                     mflops_per_query=found.mflops_per_query,
                     seconds=found.seconds,

@@ -70,7 +70,12 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         show_default=True,
         help="exactl2, hnsw32, hnsw8 (hnswM for any M).",
     )
-    @click.option("--ef-search", default=16, show_default=True, help="HNSW efSearch.")
+    @click.option(
+        "--ef-search",
+        default=64,
+        show_default=True,
+        help="HNSW efSearch (widened to --k when smaller, as configs do).",
+    )
     @click.option(
         "--dims",
         callback=int_list,
@@ -118,7 +123,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
             cache = index_path(
                 Path(out) / "index_files", model, emb.dataset, dim, backend.index_name
             )
-            found, build_s = search_dim(backend, emb, dim, [k], cache)
+            found, build_s = search_dim(backend, emb, dim, [k], cache, repeats=1)
             stem = (
                 Path(out)
                 / "neighbors"

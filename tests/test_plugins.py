@@ -132,7 +132,6 @@ plugin = "faiss-exact"
 plugin = "{backend}"
 [[strategies]]
 plugin = "flat"
-k = 50
 [[strategies]]
 plugin = "{strategy}"
 """
@@ -254,3 +253,31 @@ def test_the_core_names_no_plugin_and_plugins_import_neither_cli_nor_each_other(
             assert f"from {other} import" not in text and f"import {other}\n" not in text, (
                 f"{path} imports the plugin {other}"
             )
+
+
+def test_a_plugin_author_tracks_cells_and_a_slowdown_fails_the_compare(installed_example, tmp_path):
+    """The README's three commands on the example package: save a baseline, slow the
+    plugin down, compare and fail."""
+    env = {**os.environ, "PYTHONPATH": str(installed_example)}
+    env.pop("MRLBENCH_PLUGINS_DIR", None)
+    storage = f"file://{tmp_path / 'benchmarks'}"
+    common = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    common += ["--benchmark-storage", storage, "-k", "adaptive"]
+
+    def pytest_run(*extra: str, slowdown: str = "0") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*common, *extra],
+            cwd=EXAMPLE,
+            env={**env, "EXAMPLE_SLOWDOWN_S": slowdown},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    saved = pytest_run("--benchmark-autosave")
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    assert "1 passed" in saved.stdout and list((tmp_path / "benchmarks").rglob("*.json"))
+    same = pytest_run("--benchmark-compare", "--benchmark-compare-fail=min:100%")
+    assert same.returncode == 0, same.stdout + same.stderr
+    slower = pytest_run("--benchmark-compare", "--benchmark-compare-fail=min:100%", slowdown="0.2")
+    assert slower.returncode != 0 and "Performance has regressed" in slower.stdout + slower.stderr

@@ -24,7 +24,7 @@ ROWS = [
         dims,
         metrics={} if acc is None else {"mAP@10": acc},
         mflops_per_query=cost,
-        latency_ms_per_query=ms,
+        latency_ms_p50=ms,
     )
     for e, label, dims, acc, cost, ms in [
         ("mrl", "flat@16", "16", 0.70, 1.6, 0.20),
@@ -132,21 +132,32 @@ def test_compare_passes_identical_runs_and_flags_regressions(cli, quick_demo, tm
     out, _ = quick_demo
     a = copy_run(out, tmp_path / "a")
     b = copy_run(out, tmp_path / "b")
-    r = cli("compare", a, b, "--fail-on-regression", "1")
+    r = cli("compare", a, b, "--fail-on-regression", "0", "--latency-tolerance", "0")
     assert r.code == 0, r.err
     assert "flat@8" in r.out
 
     rows = json.loads((b / "leaderboard.json").read_text())
-    victim = next(row for row in rows if row["label"] == "flat@256" and row["encoder"] == "mrl")
+    victim = next(
+        row
+        for row in rows
+        if (row["label"], row["encoder"], row["backend"]) == ("flat@256", "mrl", "faiss-exact")
+    )
     victim["mAP@10"] *= 0.9  # a 10% drop
     (b / "leaderboard.json").write_text(json.dumps(rows))
     r = cli("compare", a, b, "--fail-on-regression", "5")
-    assert r.code == 1 and "1 regression(s) beyond 5.0%" in r.out
+    assert r.code == 1 and "1 regression(s)" in r.out
+    assert "mrl / faiss-exact / flat@256: mAP@10" in " ".join(r.out.split())
     assert cli("compare", a, b, "--fail-on-regression", "20").code == 0
+    assert cli("compare", a, b, "--latency-tolerance", "0").code == 0  # separate gates
 
     victim["mAP@10"] /= 0.9
-    victim["latency_ms_per_query"] *= 1.5  # 50% slower
-    (b / "leaderboard.json").write_text(json.dumps(rows))
-    r = cli("compare", a, b, "--fail-on-regression", "10")
-    assert r.code == 1 and "regression" in r.out
+    victim["latency_ms_p50"] *= 1.5  # 50% slower
+    for run, board in ((b, rows), (a, json.loads((a / "leaderboard.json").read_text()))):
+        for row in board:  # both runs recorded 5% timing noise: a 10% allowance
+            row["timing_spread"] = 0.05
+        (run / "leaderboard.json").write_text(json.dumps(board))
+    assert cli("compare", a, b, "--fail-on-regression", "10").code == 0
+    r = cli("compare", a, b, "--latency-tolerance", "30")  # 50% > 30% + 10%
+    assert r.code == 1 and "latency_ms_p50" in r.out and "flat@256" in r.out
+    assert cli("compare", a, b, "--latency-tolerance", "45").code == 0  # 50% < 45% + 10%
     assert cli("compare", a, tmp_path / "nope").code == 2

@@ -4,6 +4,7 @@ directory, failed cells, and resuming."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from mrlbench.leaderboard import names
 
 CONFIG = """
 [run]
-ks = [10, 25]
+ks = [10, 25, 100]
 
 [[encoders]]
 plugin = "arrays"
@@ -35,7 +36,6 @@ ef_search = 32
 
 [[strategies]]
 plugin = "flat"
-k = 100
 
 [[strategies]]
 plugin = "adaptive"
@@ -69,7 +69,7 @@ def test_run_every_cell_matches_brute_force(cli, config, arrays, tmp_path):
     rows = load_board(out)
     assert len(rows) == 2 * (4 + 1 + 1)
     assert all(row["status"] == "ok" for row in rows)
-    assert list(rows[0]) == names([10, 25])
+    assert list(rows[0]) == names([10, 25, 100])
     for name in ("leaderboard.csv", "leaderboard.md", "config.toml", "env.json"):
         assert (out / name).is_file()
     assert "Accuracy (sorted by mAP@10)" in r.out and "Cost" in r.out
@@ -150,3 +150,86 @@ def test_unavailable_encoder_is_skipped(cli, config, tmp_path, monkeypatch):
     rows = load_board(out)
     assert len(rows) == 6 and {row["status"] for row in rows} == {"skipped"}
     assert {row["error"] for row in rows} == {"no arrays"}
+
+
+TIMING = """
+[run]
+ks = [10]
+latency_queries = 50
+
+[[encoders]]
+plugin = "synthetic"
+n_database = 4000
+n_queries = 200
+dim = 64
+
+[[backends]]
+plugin = "faiss-hnsw"
+name = "hnsw-ef{ef}"
+M = 8
+ef_search = {ef}
+
+[[strategies]]
+plugin = "flat"
+dims = [16, 64]
+
+[[strategies]]
+plugin = "adaptive"
+shortlist_dim = 16
+rerank_dim = 64
+shortlist = 200
+"""
+
+
+def timing_config(tmp_path: Path, ef: int, name: str = "run.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(TIMING.format(ef=ef).replace(f'name = "hnsw-ef{ef}"\n', ""))
+    return path
+
+
+def test_timing_columns_threads_and_hnsw_beam(cli, tmp_path):
+    out = tmp_path / "out"
+    r = cli("run", timing_config(tmp_path, 16), "--out", out, "--threads", "1")
+    assert r.code == 0, r.err
+    rows = {row["label"]: row for row in load_board(out)}
+    assert set(rows) == {"flat@16", "flat@64", "adaptive 16->64 @200"}  # flat k = max(ks)
+    for row in rows.values():
+        assert row["qps"] > 0 and 0 < row["latency_ms_p50"] <= row["latency_ms_p99"]
+        assert row["latency_queries"] == 50 and row["timing_spread"] >= 0
+    assert np.load(out / "neighbors/synthetic/hnsw8_16dim_10shortlist_synthetic.npy").shape == (
+        200,
+        10,
+    )
+    # efSearch 16 but k = 200: the beam is widened to k, so no -1 ids (FAISS 1.15 alone
+    # would leave most of the list empty)
+    assert rows["adaptive 16->64 @200"]["missing_ids"] == 0.0
+    env = json.loads((out / "env.json").read_text())
+    assert env["threads"] == 1 and env["components"]["backend faiss-hnsw"]["faiss_threads"] == 1
+
+
+def test_compare_gates_accuracy_and_time_apart(cli, tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert cli("run", timing_config(tmp_path, 64), "--out", a).code == 0
+    assert cli("run", timing_config(tmp_path, 64), "--out", b).code == 0
+    same = cli("compare", a, b, "--fail-on-regression", "0", "--latency-tolerance", "25")
+    assert same.code == 0, same.out  # two identical runs compare clean
+    assert cli("run", timing_config(tmp_path, 8), "--out", c).code == 0
+    worse = cli("compare", a, c, "--fail-on-regression", "1")
+    text = " ".join(worse.out.split())
+    assert worse.code == 1 and re.search(r"regressed: synthetic / faiss-hnsw / flat@\d+: \w", text)
+
+
+def test_two_backends_of_one_index_kind_never_share_files(cli, tmp_path):
+    text = TIMING.format(ef=16) + '\n[[backends]]\nplugin = "faiss-hnsw"\nM = 8\nef_search = 64\n'
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    assert cli("run", cfg, "--out", out).code == 0
+    files = sorted(p.name for p in (out / "neighbors/synthetic").glob("*16dim_10shortlist*.npy"))
+    assert files == [
+        "hnsw8-hnsw-ef16_16dim_10shortlist_synthetic.npy",
+        "hnsw8_16dim_10shortlist_synthetic.npy",
+    ]
+    narrow, wide = (np.load(out / "neighbors/synthetic" / name) for name in files)
+    assert (narrow != wide).any()  # each backend's own search, not one overwriting the other
+    assert {r["status"] for r in load_board(out)} == {"ok"}

@@ -413,6 +413,9 @@ def mrlbench_register_datasets(register):
 '''
 
 TINY_RUN = """
+[run]
+ks = [5]
+
 [[encoders]]
 plugin = "resnet50-mrl"
 name = "tiny"
@@ -427,7 +430,6 @@ plugin = "faiss-exact"
 
 [[strategies]]
 plugin = "flat"
-k = 5
 """
 
 

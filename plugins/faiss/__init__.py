@@ -57,6 +57,9 @@ class FaissBackend(Backend):
     def environment(self) -> dict[str, Any]:
         return environment()
 
+    def use_threads(self, threads: int) -> None:
+        load().omp_set_num_threads(threads)
+
     def write(self, index: Any, path: str) -> None:
         load().write_index(index, path)
 

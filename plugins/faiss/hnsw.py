@@ -1,5 +1,7 @@
 """Backend ``faiss-hnsw``: ``IndexHNSWFlat`` on the CPU; its cost is the measured number
-of distance computations (``faiss.cvar.hnsw_stats.ndis``)."""
+of distance computations (``faiss.cvar.hnsw_stats.ndis``). The search beam is at least
+``k`` wide (efSearch = max(ef_search, k)), as the reference's FAISS sized it: FAISS 1.15
+does not widen it itself and returns -1 for most of a list longer than efSearch."""
 
 from __future__ import annotations
 
@@ -12,11 +14,19 @@ from mrlbench_plugins.faiss import FaissBackend, load
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
 
+DEFAULT_EF_CONSTRUCTION = 40
+DEFAULT_EF_SEARCH = 64  # the same default for configs and `mrlbench search --ef-search`
+
 
 class FaissHNSW(FaissBackend):
     name = "faiss-hnsw"
 
-    def __init__(self, M: int = 32, ef_construction: int = 40, ef_search: int = 16) -> None:
+    def __init__(
+        self,
+        M: int = 32,
+        ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+        ef_search: int = DEFAULT_EF_SEARCH,
+    ) -> None:
         for key, value in (
             ("M", M),
             ("ef_construction", ef_construction),
@@ -29,6 +39,11 @@ class FaissHNSW(FaissBackend):
     @property
     def index_name(self) -> str:
         return f"hnsw{self.M}"
+
+    @property
+    def cache_name(self) -> str:
+        default = self.ef_construction == DEFAULT_EF_CONSTRUCTION
+        return self.index_name if default else f"{self.index_name}_efc{self.ef_construction}"
 
     def params(self) -> dict[str, Any]:
         return {"M": self.M, "ef_construction": self.ef_construction}
@@ -43,7 +58,7 @@ class FaissHNSW(FaissBackend):
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
         faiss = load()
-        index.hnsw.efSearch = self.ef_search
+        index.hnsw.efSearch = max(self.ef_search, k)
         stats = faiss.cvar.hnsw_stats
         stats.reset()
         _, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)

@@ -152,6 +152,12 @@ class ImageEncoder(Encoder):
             "device": str(self.settings.torch_device()),
         }
 
+    def use_threads(self, threads: int) -> None:
+        if self.availability() is None:
+            import torch
+
+            torch.set_num_threads(threads)
+
     def thumbnails(self, split: str, rows: Sequence[int]) -> list[np.ndarray] | None:
         """RGB uint8 images of the given rows, straight from the dataset."""
         from PIL import Image

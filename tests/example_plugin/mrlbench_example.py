@@ -10,6 +10,8 @@ group. It implements every hook:
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -69,6 +71,8 @@ class NumpyExact(Backend):
         return np.concatenate(list(chunks))
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+        # stands in for a change that makes the plugin slower (README: tracking speed)
+        time.sleep(float(os.environ.get("EXAMPLE_SLOWDOWN_S", "0")))
         dist = (index**2).sum(1)[None, :] - 2 * queries @ index.T
         ids = np.argsort(dist, axis=1, kind="stable")[:, :k]
         return ids.astype(np.int64), float(len(index))

@@ -1,0 +1,88 @@
+"""pytest plugin (entry point ``pytest11``): the ``mrlbench_cell`` fixture, so that a
+plugin author tracks the speed of their own cells with pytest-benchmark.
+
+``mrlbench_cell(config, encoder=None, backend=None, strategy=None, label=None)`` runs
+one cell of a run config (a TOML path, TOML text or a parsed dict; components picked by
+their labels, the first of each kind by default): first as ``mrlbench run`` would, for
+its leaderboard row; then its retrieval (every search at once over indexes in memory,
+and the strategy's reranks; index building is not timed) under the ``benchmark``
+fixture, with the row's accuracy and MFLOPs in ``benchmark.extra_info``. Returns the
+leaderboard row (a dict); ``label`` picks the row of a strategy that makes several (the
+timing is still the whole cell's: ``flat`` searches every dim it was given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrlbench import config as configs
+from mrlbench import runner
+from mrlbench.config import Spec
+from mrlbench.context import Context, Live
+from mrlbench.errors import ConfigError
+from mrlbench.plugins import registry
+from mrlbench.types import Observer
+
+ROUNDS = 5
+
+
+def _raw(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(config, Mapping):
+        return dict(config)
+    if isinstance(config, Path) or (isinstance(config, str) and "\n" not in config):
+        return configs.read_toml(config)
+    return configs.parse_toml(config, "the mrlbench_cell config")
+
+
+def _pick(specs: list[Spec], label: str | None, kind: str) -> Spec:
+    if label is None:
+        return specs[0]
+    for spec in specs:
+        if spec.label == label:
+            return spec
+    known = ", ".join(s.label for s in specs)
+    raise ConfigError(f"no {kind} called '{label}' in the config (known: {known})")
+
+
+@pytest.fixture
+def mrlbench_cell(benchmark: Any, tmp_path: Path) -> Callable[..., dict[str, Any]]:
+    """Run one cell of an mrlbench config under pytest-benchmark; see the module."""
+
+    def cell(
+        config: str | Path | Mapping[str, Any],
+        encoder: str | None = None,
+        backend: str | None = None,
+        strategy: str | None = None,
+        label: str | None = None,
+        rounds: int = ROUNDS,
+    ) -> dict[str, Any]:
+        cfg = configs.build(_raw(config), registry(), tmp_path / "mrlbench-cell")
+        enc = _pick(cfg.encoders, encoder, "encoder")
+        be = _pick(cfg.backends, backend, "backend")
+        st = _pick(cfg.strategies, strategy, "strategy")
+        one = replace(cfg, encoders=[enc], backends=[be], strategies=[st])
+        rows = runner.run(one)
+        if label is not None:
+            rows = [r for r in rows if r.label == label]
+        if len(rows) != 1:
+            raise ConfigError(f"the cell makes {len(rows)} rows: pick one with label=")
+        row = rows[0]
+        if not row.ok:
+            raise ConfigError(f"the cell {row.status}: {row.error}")
+        with runner.threads(one):
+            ctx = Context(one, enc, be, Observer())
+            live = Live(ctx, set(st.component.searches(ctx.encoder.dims, ctx.n_database)))
+            st.component.run(live)  # warm-up
+            benchmark.pedantic(st.component.run, (live,), rounds=rounds, iterations=1)
+        record = row.record(one.ks)
+        benchmark.extra_info.update(
+            {k: v for k, v in record.items() if isinstance(v, float) and k != "timing_spread"}
+        )
+        return record
+
+    return cell
