@@ -40,10 +40,6 @@ def data():
     return xb, xq, normalize(xb), normalize(xq), shortlists
 
 
-@pytest.mark.parametrize("impl", ["reference-loop", "mrlbench", "mrlbench-1thread"])
-@pytest.mark.parametrize(
-    ("group", "dim", "cfg"), [("funnel-rerank", 8, FUNNEL), ("adaptive-rerank", 16, ADAPTIVE)]
-)
 def strategy_ids(xb, xq, shortlist, dim, dims, sizes, threads=None):
     """mrlbench's own path: the built-in strategy run on the shortlist (``mrlbench rerank``)."""
     if len(dims) == 1:
@@ -56,6 +52,10 @@ def strategy_ids(xb, xq, shortlist, dim, dims, sizes, threads=None):
     return row.ids
 
 
+@pytest.mark.parametrize("impl", ["reference-loop", "mrlbench", "mrlbench-1thread"])
+@pytest.mark.parametrize(
+    ("group", "dim", "cfg"), [("funnel-rerank", 8, FUNNEL), ("adaptive-rerank", 16, ADAPTIVE)]
+)
 def test_rerank(benchmark, record, data, impl, group, dim, cfg):
     xb, xq, xb_n, xq_n, shortlists = data
     dims, sizes = cfg
