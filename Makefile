@@ -6,7 +6,7 @@ FAISS  ?= cpu
 OTHER  := $(if $(filter gpu,$(FAISS)),cpu,gpu)
 STAMP  := $(VENV)/.installed-faiss-$(FAISS)
 
-.PHONY: setup data run test lint bench bench-check clean
+.PHONY: setup data run test lint bench bench-check scale scale-1k scale-4k clean
 
 # Idempotent: reinstalls only when pyproject.toml changes or FAISS flavour switches.
 $(STAMP): pyproject.toml
@@ -44,6 +44,28 @@ bench: setup
 
 bench-check: setup
 	$(BENCH) --benchmark-compare --benchmark-compare-fail=min:$(BENCH_TOLERANCE)%
+
+# The paper's scale on this machine (not part of `make test`; BENCHMARKS.md "Scale"):
+# ImageNet-1K-sized (1,281,167 x 2048, 10.5 GB) and -4K-sized (4.2M x 2048, 34.4 GB)
+# MRL-like arrays from `mrlbench synth`, run under a peak anonymous memory meter.
+SCALE := results/scale
+PEAK  := $(BIN)/python benchmarks/peak_memory.py --json
+
+scale: scale-1k scale-4k
+
+scale-1k: setup
+	$(BIN)/mrlbench synth --n-database 1281167 --n-queries 2000 --dim 2048 --classes 1000 \
+		--dataset 1K --out $(SCALE)/1k
+	$(BIN)/mrlbench run benchmarks/scale/1k-dims.toml
+	$(PEAK) $(SCALE)/memory-1k-exact.json -- $(BIN)/mrlbench run benchmarks/scale/1k-exact.toml
+	$(PEAK) $(SCALE)/memory-1k-hnsw.json -- $(BIN)/mrlbench run benchmarks/scale/1k-hnsw.toml
+	du -sh $(SCALE)/run-1k-*/index_files $(SCALE)/run-1k-* 2>/dev/null || true
+
+scale-4k: setup
+	$(BIN)/mrlbench synth --n-database 4214000 --n-queries 1000 --dim 2048 --classes 4214 \
+		--dataset 4K --out $(SCALE)/4k
+	$(PEAK) $(SCALE)/memory-4k-exact.json -- $(BIN)/mrlbench run benchmarks/scale/4k-exact.toml
+	du -sh $(SCALE)/run-4k-* 2>/dev/null || true
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .benchmarks

@@ -4,6 +4,7 @@ database split, ``val`` the queries."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from mrlbench.errors import DataError
-from mrlbench.store import load_npy, scan
+from mrlbench.resume import MISSING, cached, remember
+from mrlbench.store import cache_dir, digest, load_npy, scan
 from mrlbench.types import Embeddings
 
 CONFIG_RE = re.compile(r"^mrl([01])_e([01])_ff(\d+)$")
@@ -108,13 +110,26 @@ def load_embeddings(
         raise DataError(f"{xq_path}: the query set is empty")
     if xb.shape[1] != xq.shape[1]:
         raise DataError(f"database has {xb.shape[1]} dims but queries have {xq.shape[1]}")
-    fingerprint = _scan(xb, xb_path)
-    _scan(xq, xq_path)
-    return Embeddings(xb, xq, yb, yq, dataset, query_dataset, fingerprint)
+    fingerprint = file_scan(xb_path, xb)
+    query_fingerprint = file_scan(xq_path, xq)
+    return Embeddings(xb, xq, yb, yq, dataset, query_dataset, fingerprint, query_fingerprint)
 
 
-def _scan(x: np.ndarray, path: Path) -> str:
+def file_scan(path: Path, x: np.ndarray) -> str:
+    """``store.scan`` of an array file (content hash, NaN/Inf check), remembered by the
+    file's (path, size, mtime, inode) in the user cache, so a 10 GB database is read
+    once, not at every run; a changed file is scanned again."""
+    stat = path.stat()
+    where = str(path.resolve())
+    key = [where, stat.st_size, stat.st_mtime_ns, stat.st_ino, list(x.shape), str(x.dtype)]
+    sidecar = cache_dir() / "fingerprints" / f"{digest(where)}.json"
+    done = cached(sidecar, key)
+    if done is not MISSING:
+        return str(done)
     try:
-        return scan(x)
+        fingerprint = scan(x)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
+    with contextlib.suppress(OSError):  # a read-only cache only costs the next run a re-scan
+        remember(sidecar, key, fingerprint)
+    return fingerprint

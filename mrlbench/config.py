@@ -35,6 +35,7 @@ class Spec:
     label: str
     component: Component
     table: dict[str, Any]
+    queries: int | None = None  # encoders: ``queries = N``, a seeded sample of N queries
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,15 @@ def build(
         for table in tables:
             if not isinstance(table, dict):
                 raise ConfigError(f"[[{section}]] entries must be tables")
+            queries = None
+            if kind == "encoder" and "queries" in table:  # the harness's key, any encoder
+                queries = table["queries"]
+                if not isinstance(queries, int) or isinstance(queries, bool) or queries < 1:
+                    raise ConfigError("encoder key 'queries' must be a positive integer")
+                table = {k: v for k, v in table.items() if k != "queries"}
             label, component = registry.create(kind, table)
-            specs[section].append(Spec(label, component, dict(table)))
+            full = dict(table) if queries is None else {**table, "queries": queries}
+            specs[section].append(Spec(label, component, full, queries))
         _check_unique(specs[section], section)
     _check_types(specs)
     out_dir = Path(settings["out"])

@@ -48,14 +48,18 @@ class Context:
         self.cfg, self.enc, self.be, self.observer = cfg, enc, be, observer
         self.encoder: Encoder = enc.component  # type: ignore[assignment]
         self.backend: Backend = be.component  # type: ignore[assignment]
-        first = self.encoder.embeddings(self.encoder.dims[0])
+        self.queries = enc.queries  # a seeded sample of this many queries, or None
+        self._sampled: dict[int, Embeddings] = {}
+        first = self.embeddings(self.encoder.dims[0], check=False)
         self.model = enc.label
         self.dataset = first.query_dataset
         self.index_name = file_tag(be.label, self.backend)
         self.n_database = len(first.database)
         self.n_queries = len(first.queries)
         self.labels = (first.database_labels, first.query_labels)
-        unique = {id(e): e for e in (self.encoder.embeddings(d) for d in self.encoder.dims)}
+        unique = {id(e): e for e in (self.embeddings(d, check=False) for d in self.encoder.dims)}
+        for emb in unique.values():
+            same_labels(first, emb, enc.label)
         self.data_key = digest([self._fingerprint(e) for e in unique.values()])
         self.sample = latency_sample(self.n_queries, cfg.latency_queries)
         self.longest_k = max(cfg.ks)
@@ -65,12 +69,17 @@ class Context:
 
     @staticmethod
     def _fingerprint(emb: Embeddings) -> str:
-        return f"{emb.fingerprint}:{scan(emb.queries, finite=False)}"
+        return f"{emb.fingerprint}:{emb.query_fingerprint or scan(emb.queries, finite=False)}"
 
-    def embeddings(self, dim: int) -> Embeddings:
+    def embeddings(self, dim: int, check: bool = True) -> Embeddings:
         emb = self.encoder.embeddings(dim)
-        check_request(emb, dim, [])
-        return emb
+        if check:
+            check_request(emb, dim, [])
+        if self.queries is None:
+            return emb
+        if id(emb) not in self._sampled:
+            self._sampled[id(emb)] = sample_queries(emb, self.queries)
+        return self._sampled[id(emb)]
 
     def index_file(self, dim: int) -> Path:
         """Where the index of the ``dim``-prefix is cached."""
@@ -87,6 +96,12 @@ class Context:
     def prepare(self, requests: set[SearchRequest]) -> None:
         """Run every requested search, one index per dim, resuming finished ones."""
         requests = {self.resolve(r) for r in requests}
+        for r in requests:  # every request checked before any index is built
+            try:
+                check_request(self.embeddings(r.dim), r.dim, [r.k], self.backend)  # type: ignore[list-item]
+            except Exception as exc:
+                self._found[(r.dim, r.k)] = exc  # type: ignore[index]
+        requests = {r for r in requests if (r.dim, r.k) not in self._found}
         for dim in sorted({r.dim for r in requests}):
             pending = [k for k in sorted({r.k for r in requests if r.dim == dim})]
             pending = [k for k in pending if not self._resume(dim, k)]  # type: ignore[arg-type]
@@ -259,6 +274,33 @@ class OneQuery:
         start = time.perf_counter()
         out = rerank(emb.database, emb.queries[q : q + 1], ids, dim, keep, 1)
         return out, time.perf_counter() - start
+
+
+def same_labels(first: Embeddings, other: Embeddings, label: str) -> None:
+    """Every dim an encoder serves must describe the same rows with the same labels."""
+    for what, a, b in (
+        ("database", first.database_labels, other.database_labels),
+        ("query", first.query_labels, other.query_labels),
+    ):
+        if len(a) != len(b) or not np.array_equal(a, b):
+            raise DataError(
+                f"encoder {label}: its dims disagree on the {what} rows or labels "
+                f"({len(a)} against {len(b)} rows)"
+            )
+
+
+def sample_queries(emb: Embeddings, n: int) -> Embeddings:
+    """A seeded sample of ``n`` of the queries, in their original order (encoder key
+    ``queries = N``): CPU runs at ImageNet size in minutes."""
+    if n >= len(emb.queries):
+        return emb
+    rows = np.sort(np.random.default_rng(0).choice(len(emb.queries), size=n, replace=False))
+    return replace(
+        emb,
+        queries=np.asarray(emb.queries[rows]),
+        query_labels=emb.query_labels[rows],
+        query_fingerprint=digest([emb.query_fingerprint or scan(emb.queries, finite=False), n]),
+    )
 
 
 def latency_sample(n_queries: int, size: int) -> np.ndarray:

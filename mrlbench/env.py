@@ -14,7 +14,7 @@ from typing import Any
 from mrlbench.errors import error_line
 from mrlbench.types import Component
 
-CORE_PACKAGES = ("mrlbench", "numpy", "pluggy", "click", "rich")
+CORE_PACKAGES = ("mrlbench", "numpy", "numba", "pluggy", "click", "rich")
 
 
 def _version(dist: str) -> str | None:

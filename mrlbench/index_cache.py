@@ -14,7 +14,7 @@ from typing import Any
 from mrlbench.resume import MISSING, cached, remember
 from mrlbench.store import atomic_path
 from mrlbench.types import Backend, Embeddings
-from mrlbench.vectors import prefix_chunks
+from mrlbench.vectors import PrefixBlocks
 
 
 def index_path(cache: str | Path, model: str, dataset: str, dim: int, index: str) -> Path:
@@ -29,7 +29,10 @@ def load_or_build(
     on_chunk: Callable[[int], None] | None = None,
 ) -> tuple[Any, float]:
     """The index over the normalised ``dim``-prefix of ``emb.database`` and the seconds
-    its build took (recorded with a cached index). ``path=None`` disables the cache."""
+    its build took (recorded with a cached index). ``path=None`` disables the cache, as
+    does a backend that is not ``cached`` (nothing costly to keep)."""
+    if not backend.cached:
+        path = None
     meta = {
         "index": backend.index_name,
         "rows": len(emb.database),
@@ -50,17 +53,10 @@ def load_or_build(
         else:
             warnings.warn(f"cached index {path} does not match the data; rebuilding", stacklevel=2)
     start = time.perf_counter()
-    index = backend.build(_counting(prefix_chunks(emb.database, dim), on_chunk), dim)
+    index = backend.build(PrefixBlocks(emb.database, dim, on_block=on_chunk), dim)
     seconds = time.perf_counter() - start
     if path is not None:
         with atomic_path(path) as tmp:
             backend.write(index, str(tmp))
         remember(meta_path, meta, {"build_seconds": seconds})
     return index, seconds
-
-
-def _counting(chunks, on_chunk):
-    for chunk in chunks:
-        yield chunk
-        if on_chunk:
-            on_chunk(len(chunk))

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from mrlbench.vectors import normalize_rows
+from mrlbench.vectors import normalize_rows, scattered_reads
 
 # float32 elements gathered per chunk (~1 MB): a chunk's rows stay in cache while they
 # are scored, and small buffers are reused instead of page-faulting fresh memory.
@@ -56,11 +56,12 @@ def rerank(
 
     starts = range(0, m, step)
     workers = min(len(starts), threads or os.cpu_count() or 1)
-    if workers == 1:
-        for start in starts:
-            score(start)
-        return out
-    # numpy releases the GIL in gathers, products and sorts: chunks run in parallel
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(score, starts))
+    with scattered_reads(database):
+        if workers == 1:
+            for start in starts:
+                score(start)
+            return out
+        # numpy releases the GIL in gathers, products and sorts: chunks run in parallel
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(score, starts))
     return out

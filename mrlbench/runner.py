@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,12 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
             retrieved = st.component.run(ctx)
             latencies, latency_spread = ctx.latencies(st.component)
             spread = max([*ctx.spreads, latency_spread], default=0.0)
-            found = [_row(cfg, ctx, st, r, spread, latencies.get(r.label)) for r in retrieved]
+            found = [
+                _row(cfg, ctx, st, r, spread, latencies.get(r.label))
+                if not r.error
+                else replace(blank(st, "failed", r.error, ctx.dataset, device), label=r.label)
+                for r in retrieved
+            ]
             records = [row.record(cfg.ks) | {"neighbors": row.neighbors} for row in found]
             remember(cell, key, records)
         except Exception as exc:

@@ -16,7 +16,7 @@ from mrlbench.index_cache import load_or_build
 from mrlbench.types import Backend, Embeddings
 from mrlbench.vectors import prefix
 
-LATENCY_BUDGET_S = 10.0  # one-query-at-a-time timing of a stage stops after this long
+LATENCY_BUDGET_S = 2.0  # the first one-query-at-a-time pass of a stage stops after this long
 LATENCY_MIN_QUERIES = 20  # ... but never with fewer queries than this
 
 
@@ -84,8 +84,11 @@ def relative_spread(values: Any) -> float:
     return float(values.max() / values.min() - 1.0)
 
 
-def check_request(emb: Embeddings, dim: int, ks: Sequence[int]) -> None:
-    """A dim wider than the arrays or a k larger than the database is a clear error."""
+def check_request(
+    emb: Embeddings, dim: int, ks: Sequence[int], backend: Backend | None = None
+) -> None:
+    """A dim wider than the arrays, a k larger than the database, or a search the
+    backend cannot run (its ``check``) is a clear error, before any index is built."""
     width, rows = emb.database.shape[1], len(emb.database)
     if dim > width:
         raise DataError(f"dim {dim} is larger than the arrays ({width} dims)")
@@ -96,6 +99,8 @@ def check_request(emb: Embeddings, dim: int, ks: Sequence[int]) -> None:
             raise DataError(f"k = {k} is larger than the database ({rows} rows)")
         if k < 1:
             raise DataError(f"k must be positive, not {k}")
+        if backend is not None:
+            backend.check(dim, k)
 
 
 def search_dim(
@@ -113,7 +118,7 @@ def search_dim(
 
     Each search is warmed up, then timed with every query at once (best of ``repeats``)
     and one query at a time on ``latency_sample`` (prefix normalisation included)."""
-    check_request(emb, dim, ks)
+    check_request(emb, dim, ks, backend)
     index, build_seconds = load_or_build(backend, emb, dim, cache, on_chunk)
     queries = prefix(emb.queries, dim)
     found = {}

@@ -18,6 +18,11 @@ from mrlbench.errors import DataError
 HASH_CHUNK_BYTES = 64 << 20
 
 
+def cache_dir() -> Path:
+    """The user cache folder: ``$MRLBENCH_CACHE`` or ``~/.cache/mrlbench``."""
+    return Path(os.environ.get("MRLBENCH_CACHE") or Path.home() / ".cache" / "mrlbench")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it is renamed onto ``path`` only if the

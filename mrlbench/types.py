@@ -25,6 +25,7 @@ class Embeddings:
     dataset: str  # name of the database dataset, e.g. "1K"
     query_dataset: str  # name of the query dataset, e.g. "1K" or "V2"
     fingerprint: str  # content hash of the database array (index cache key)
+    query_fingerprint: str = ""  # content hash of the queries ("": hashed when needed)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Retrieval:
     build_seconds: float
     stem: str | None = None  # neighbours file stem under neighbors/ to write, or
     saved: str = ""  # the path of an already written neighbours file (a search's)
+    error: str = ""  # this row failed (its search did): the row keeps its label and why
 
 
 class RetrievalContext(Protocol):
@@ -158,9 +160,13 @@ class Encoder(Component):
 
 
 class Backend(Component):
-    """Builds an index over normalised prefixes and searches it."""
+    """Builds an index over normalised prefixes and searches it.
+
+    ``cached``: whether an index is worth writing to the index cache (HNSW, IVF, PQ);
+    an exact backend that searches the streamed prefixes as they are sets it False."""
 
     kind = "backend"
+    cached: ClassVar[bool] = True
 
     @property
     @abstractmethod
@@ -181,9 +187,17 @@ class Backend(Component):
         """Build parameters; a cached index is reused only when they match."""
         return {}
 
+    def check(self, dim: int, k: int) -> None:
+        """Raise a ``MrlbenchError`` before any build when a search of ``k`` neighbours
+        at ``dim`` cannot run (e.g. a GPU k-selection limit)."""
+        return None
+
     @abstractmethod
     def build(self, chunks: Iterable[np.ndarray], dim: int) -> Any:
-        """Build an index from row chunks of L2-normalised float32 ``dim``-prefixes."""
+        """Build an index from row chunks of L2-normalised float32 ``dim``-prefixes.
+
+        ``chunks`` is a ``mrlbench.vectors.PrefixBlocks``: iterating it streams the
+        blocks (again each time), so an exact backend may keep it as its index."""
 
     @abstractmethod
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mrlbench.errors import ConfigError
+import numpy as np
+
+from mrlbench.errors import ConfigError, MrlbenchError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
 
@@ -33,10 +35,16 @@ class Flat(Strategy):
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         rows = []
         for req in self._requests:
-            found = ctx.search(req.dim, req.k)
+            label = f"flat@{req.dim}" + (f" k={req.k}" if req.k else "")
+            try:
+                found = ctx.search(req.dim, req.k)
+            except MrlbenchError as exc:  # this dim's row fails; the other dims keep theirs
+                empty = np.zeros((0, 0), dtype=np.int64)
+                rows.append(Retrieval(label, (req.dim,), (), empty, 0.0, 0.0, 0.0, error=str(exc)))
+                continue
             rows.append(
                 Retrieval(
-                    label=f"flat@{req.dim}" + (f" k={req.k}" if req.k else ""),
+                    label=label,
                     dims=(req.dim,),
                     shortlists=(found.ids.shape[1],),
                     ids=found.ids,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mrlbench.errors import DataError, MrlbenchError
-from mrlbench.store import atomic_path
+from mrlbench.store import atomic_path, cache_dir
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -115,11 +115,6 @@ FASHION_CLASSES = (
     "Bag",
     "Ankle boot",
 )
-
-
-def cache_dir() -> Path:
-    """The cache folder: ``$MRLBENCH_CACHE`` or ``~/.cache/mrlbench``."""
-    return Path(os.environ.get("MRLBENCH_CACHE") or Path.home() / ".cache" / "mrlbench")
 
 
 def fashion_dirs(root: str | Path | None = None) -> list[Path]:

@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from mrlbench_plugins.vision.data import cache_dir
 from mrlbench_plugins.vision.settings import NESTING, Settings, TrainSettings, default_transform
 
 from mrlbench.arrays import load_embeddings
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
-from mrlbench.store import digest, write_json
+from mrlbench.store import cache_dir, digest, write_json
 from mrlbench.types import Dataset, Embeddings, Encoder
 
 SHORT_NAMES = {"fashion-mnist": "FMNIST"}
@@ -218,7 +217,7 @@ class ResNetMRL(ImageEncoder):
         if kind not in ("mrl", "mrl_e"):
             raise ConfigError(f"kind must be mrl or mrl_e, not '{kind}'")
         super().__init__(**kwargs)
-        self.checkpoint, self.kind, self._dims = checkpoint, kind, dims
+        self.checkpoint, self.head, self._dims = checkpoint, kind, dims  # mrl or mrl_e
         self._emb: Embeddings | None = None
 
     @property
@@ -231,9 +230,9 @@ class ResNetMRL(ImageEncoder):
     def embeddings(self, dim: int) -> Embeddings:
         if self._emb is None:
             checkpoint = (
-                Path(self.checkpoint) if self.checkpoint else self._trained(self.kind, None)
+                Path(self.checkpoint) if self.checkpoint else self._trained(self.head, None)
             )
-            self._emb = self._encoded(checkpoint, self.kind, None)
+            self._emb = self._encoded(checkpoint, self.head, None)
         return self._emb
 
 
