@@ -92,6 +92,13 @@ class Registry:
         label = table.pop("name", None)
         if label is not None and not isinstance(label, str):
             raise ConfigError(f"{kind} plugin '{plugin}': name must be a string")
+        if label is not None and (
+            not label.strip() or label in (".", "..") or any(c in label for c in "/\\\0")
+        ):
+            raise ConfigError(
+                f"{kind} plugin '{plugin}': name {label!r} cannot be used: it names folders "
+                "and files of the run, so no path separators, '.' or '..'"
+            )
         check_arguments(cls, table, f"{kind} plugin '{plugin}'")
         arguments = dict(table)
         for key, part in cls.components.items():

@@ -16,7 +16,7 @@ from mrlbench.env import describe
 from mrlbench.errors import DataError, MrlbenchError, error_line
 from mrlbench.leaderboard import Row
 from mrlbench.plugins import Registry
-from mrlbench.store import read_json, write_json, write_text
+from mrlbench.store import read_json, run_lock, write_json, write_text
 from mrlbench.types import Encoder, Observer
 
 
@@ -30,8 +30,13 @@ class Executed:
 
 def execute(cfg: RunConfig, observer: Observer | None = None) -> Executed:
     """Run every cell of ``cfg`` and write the run directory. A report that cannot be
-    drawn is a warning: the leaderboards stand without it."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    drawn is a warning: the leaderboards stand without it. The folder is locked while
+    the run writes it (a second run into it refuses)."""
+    with run_lock(cfg.out):
+        return _execute(cfg, observer)
+
+
+def _execute(cfg: RunConfig, observer: Observer | None) -> Executed:
     write_text(cfg.out / "config.toml", config.dumps(cfg.resolved()))
     components = {
         f"{spec.component.kind} {spec.label}": spec.component
