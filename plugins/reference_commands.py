@@ -36,11 +36,36 @@ def model_name(config: str) -> str:
     return "mrl" if match.group(1) == "1" else "ff"
 
 
+STEM_DATASET = (
+    re.compile(r"^[\w.-]+?_\d+dim_\d+shortlist_(?P<dataset>[^_]+?)(?:\.npy|\.csv)?$"),
+    re.compile(r"^\d+dim-reranked\d+_\d+shortlist_(?P<dataset>[^_]+)_"),
+    re.compile(r"^\d+dim-cascade\[[\d,]+\]_shortlist\[[\d,]+\]_(?P<dataset>[^_]+)_"),
+)
+
+
+def dataset_of(dataset: str | None, neighbours: str | None = None) -> str:
+    """``--dataset`` when given, else the dataset a reference neighbours file name ends
+    with (flat, reranked or funnel naming), else ``1K``."""
+    if dataset:
+        return dataset
+    name = Path(neighbours).name if neighbours else ""
+    for pattern in STEM_DATASET:
+        found = pattern.match(name)
+        if found:
+            return found.group("dataset")
+    return "1K"
+
+
 def arrays_options(fn):
     for option in reversed(
         [
             click.option("--arrays", required=True, type=click.Path(), help="Arrays folder."),
-            click.option("--dataset", default="1K", show_default=True, help="Database dataset."),
+            click.option(
+                "--dataset",
+                default=None,
+                help="Database dataset, e.g. 1K (default: read from the --neighbors file "
+                "name, else 1K).",
+            ),
             click.option(
                 "--config",
                 "config",
@@ -113,7 +138,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         reason = type(backend).availability()
         if reason:
             raise ConfigError(reason)
-        emb = load_embeddings(arrays, dataset, config, query_dataset=query_dataset)
+        emb = load_embeddings(arrays, dataset_of(dataset), config, query_dataset=query_dataset)
         width = emb.database.shape[1]
         dims = dims or [d for d in (8, 16, 32, 64, 128, 256, 512, 1024, 2048) if d <= width]
         model = model or model_name(config)
@@ -215,6 +240,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
             }
         )
         _, built = registry().create("strategy", strategy)  # validates dims and shortlists
+        dataset = dataset_of(dataset, nn_file)
         emb = load_embeddings(arrays, dataset, config, query_dataset=query_dataset)
         ids = neighbors.load(nn_file)
         if len(ids) != len(emb.queries):
@@ -271,6 +297,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
     def metrics(arrays, dataset, config, query_dataset, nn_file, ks, mode, as_json):
         """mAP@k, precision@k, recall@k, top-k accuracy and top-1 (compute_metrics)."""
         folder = Path(arrays)
+        dataset = dataset_of(dataset, nn_file)
         yb = load_labels(find_array(folder, dataset, "train", config, "y"))
         yq = load_labels(find_array(folder, query_dataset or dataset, "val", config, "y"))
         ids = neighbors.load(nn_file)

@@ -158,3 +158,26 @@ def test_hnsw_search_names_and_reuses_its_index(cli, arrays, tmp_path):
     again = last_json(cli(*args).out)["results"][0]
     assert again["build_seconds"] == first["build_seconds"]  # from the cache, not rebuilt
     assert (out / "index_files/mrl/1K_16dim_hnsw8.index").is_file()
+
+
+def test_rerank_and_metrics_read_the_dataset_from_the_file_name(cli, tmp_path):
+    """Arrays named for another dataset than 1K: after `search --dataset toy`, `rerank`
+    and `metrics` find the arrays from the neighbours file name alone."""
+    from conftest import write_arrays
+
+    toy = write_arrays(tmp_path / "arrays", dataset="toy")
+    arrays = ["--arrays", toy.folder, "--config", toy.config]
+    out = tmp_path / "work"
+    r = cli("search", *arrays, "--dataset", "toy", "--dims", "8", "--k", "50", "--out", out)
+    assert r.code == 0, r.err
+    shortlist = out / "neighbors/mrl/exactl2_8dim_50shortlist_toy.npy"
+    r = cli(
+        "rerank", *arrays, "--neighbors", shortlist, "--rerank-dims", "64",
+        "--shortlists", "50", "--out", out, "--json",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    reranked = last_json(r.out)["output"]
+    assert reranked.endswith("8dim-reranked64_50shortlist_toy_exactl2.npy")
+    r = cli("metrics", *arrays, "--neighbors", reranked, "--ks", "10", "--json")
+    assert r.code == 0, r.err
+    assert last_json(r.out)["mAP@10"] > 0.5
