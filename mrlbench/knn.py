@@ -11,8 +11,9 @@ Selection, not arithmetic, is what costs at small dims (1.28M candidates per que
 16 multiply-adds each), so each tile is filtered against every query's running k-th
 best distance before anything is selected: after the first tiles almost nothing passes.
 The filter and the heap are compiled with numba (numpy cannot express a per-row early
-exit); tiles of different query chunks run on parallel threads. Peak memory is one block
-plus the running lists, whatever the database size.
+exit); tiles of different query chunks run on parallel threads. Peak memory is the
+running lists, one tile per thread and, for a prefix of at most ``COMPACT_BYTES``, its
+compact copy: bounded, whatever the database size.
 
 Distances are squared L2 between normalised prefixes, as FAISS's ``IndexFlatL2``
 computes them on normalised vectors (``|x|^2 - 2 x.q``, plus the constant ``|q|^2``
@@ -88,21 +89,6 @@ def _merge_tile(
                 worst = hd[0]
 
 
-@njit(nogil=True, cache=True)
-def _merge_lists(
-    dist: np.ndarray, ids: np.ndarray, offset: int, heap_d: np.ndarray, heap_i: np.ndarray
-) -> None:  # pragma: no cover
-    """Merge sorted candidate lists (a block searched elsewhere) into the heaps; a list
-    is read only until its first candidate that does not beat the worst kept."""
-    for r in range(dist.shape[0]):
-        hd = heap_d[r]
-        hi = heap_i[r]
-        for j in range(dist.shape[1]):
-            if ids[r, j] < 0 or not dist[r, j] < hd[0]:
-                break
-            _replace_top(hd, hi, dist[r, j], offset + ids[r, j])
-
-
 @functools.cache
 def _blas() -> ThreadpoolController:
     """The BLAS/OpenMP thread pools, found once (``threadpool_limits`` would scan the
@@ -137,16 +123,6 @@ class TopK:
                 tile = slice(t0, t0 + tile_rows)
                 dots = q[part] @ np.asarray(block[tile], dtype=np.float32).T
                 _merge_tile(dots, scale[tile], start + t0, heap_d[part], heap_i[part])
-
-    def merge_lists(self, dist: np.ndarray, ids: np.ndarray, start: int) -> None:
-        """Merge each query's sorted (distance, block row) list of one block."""
-        _merge_lists(
-            np.ascontiguousarray(dist, dtype=np.float32),
-            np.ascontiguousarray(ids, dtype=np.int64),
-            start,
-            self.dist,
-            self.ids,
-        )
 
     def result(self, query_norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distances, ids), best first; ids of -1 where fewer than k rows were seen."""
@@ -197,10 +173,10 @@ class ExactIndex:
         if n * dim * 4 > COMPACT_BYTES:
             return cls(chunks.database, dim, inverse_norms(chunks.database, dim, chunks.on_block))
         rows = np.empty((n, dim), dtype=np.float32)  # filled in place: no growing buffer
-        for start, block in chunks.blocks():
+        start = 0
+        for block in chunks:
             rows[start : start + len(block)] = block
-            if chunks.on_block:
-                chunks.on_block(len(block))
+            start += len(block)
         return cls(rows, dim, inverse_norms(rows, dim))
 
     def __len__(self) -> int:

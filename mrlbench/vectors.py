@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 
 BLOCK_BYTES = 64 << 20  # float32 bytes of one streamed block of normalised prefixes
 MAX_BLOCK_ROWS = 262_144
-T = TypeVar("T")
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
@@ -65,67 +61,23 @@ class PrefixBlocks:
     blocks each time it is iterated, so the database is never copied whole: what a
     backend builds its index from, and what an exact backend searches as it is.
 
-    ``for chunk in blocks`` gives the float32 blocks; ``blocks.blocks()`` gives them with
-    their first row id, the next block prepared while the caller works on this one."""
+    ``for chunk in blocks`` gives the float32 blocks (``on_block`` told of each, for
+    progress bars); ``blocks.blocks()`` gives them with their first row id."""
 
     database: np.ndarray
     dim: int
-    rows: int = 0  # rows per block; 0: ``block_rows(dim)``
-    on_block: Callable[[int], None] | None = field(default=None, compare=False)  # build progress
+    on_block: Callable[[int], None] | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.database)
 
-    @property
-    def step(self) -> int:
-        return self.rows or block_rows(self.dim)
-
     def __iter__(self) -> Iterator[np.ndarray]:
-        for _, block in self.blocks(prefetch=False):
+        for _, block in self.blocks():
             yield block
             if self.on_block:
                 self.on_block(len(block))
 
-    def blocks(self, prefetch: bool = True) -> Iterator[tuple[int, np.ndarray]]:
-        step = self.step
-        it = (
-            (s, prefix(self.database[s : s + step], self.dim))
-            for s in range(0, len(self.database), step)
-        )
-        return prefetched(it) if prefetch and len(self.database) > step else it
-
-
-def prefetched(items: Iterable[T]) -> Iterator[T]:
-    """``items`` with the next one produced on a background thread while the consumer
-    works on the current one (reading and normalising a block overlaps its search)."""
-    box: queue.Queue = queue.Queue(maxsize=1)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                box.put(item)
-            box.put(done)
-        except BaseException as exc:  # handed to the consumer
-            box.put(exc)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = box.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full box
-            try:
-                box.get_nowait()
-            except queue.Empty:
-                thread.join(0.01)
+    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        step = block_rows(self.dim)
+        for start in range(0, len(self.database), step):
+            yield start, prefix(self.database[start : start + step], self.dim)

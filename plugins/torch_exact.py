@@ -11,7 +11,7 @@ half precisions change in the neighbours and the metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -97,30 +97,14 @@ class TorchExact(Backend):
         index = ExactIndex.build(chunks, dim)
         if self.device == "CPU":
             return index
-        torch, device, step = _torch(), self.torch_device, block_rows(dim)
-        return [
-            (
-                s,
-                _rows(index, s, step).to(device),
-                torch.from_numpy(index.scale[s : s + step]).to(device),
-            )
-            for s in range(0, len(index), step)
-        ]
+        return list(_blocks(index, self.torch_device))  # uploaded once, block by block
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
         torch = _torch()
         device = self.torch_device
         q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(device)
         if isinstance(index, ExactIndex):  # CPU: raw rows straight from the arrays
-            step = block_rows(index.dim)
-            blocks: Iterable[tuple[int, Any, Any]] = (
-                (
-                    s,
-                    _rows(index, s, step),
-                    torch.from_numpy(index.scale[s : s + step]),
-                )
-                for s in range(0, len(index), step)
-            )
+            blocks: Iterable[tuple[int, Any, Any]] = _blocks(index, "cpu")
             total = len(index)
         else:
             blocks, total = index, sum(len(b) for _, b, _ in index)
@@ -165,10 +149,14 @@ class TorchExact(Backend):
         raise MrlbenchError("torch-exact keeps no index files (nothing costly to build)")
 
 
-def _rows(index: ExactIndex, start: int, step: int) -> Any:
-    """One block of raw prefix rows as a contiguous float32 CPU tensor."""
-    rows = index.database[start : start + step, : index.dim]
-    return _torch().from_numpy(np.array(rows, dtype=np.float32))
+def _blocks(index: ExactIndex, device: str) -> Iterator[tuple[int, Any, Any]]:
+    """(first row, raw prefix rows, inverse norms) of each block, as float32 tensors on
+    ``device``: one block in memory at a time."""
+    torch, step = _torch(), block_rows(index.dim)
+    for start in range(0, len(index), step):
+        rows = np.array(index.database[start : start + step, : index.dim], dtype=np.float32)
+        scale = index.scale[start : start + step]
+        yield start, torch.from_numpy(rows).to(device), torch.from_numpy(scale).to(device)
 
 
 @hookimpl
