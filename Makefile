@@ -58,6 +58,7 @@ scale-1k: setup
 		--dataset 1K --out $(SCALE)/1k
 	$(BIN)/mrlbench run benchmarks/scale/1k-dims.toml
 	$(PEAK) $(SCALE)/memory-1k-exact.json -- $(BIN)/mrlbench run benchmarks/scale/1k-exact.toml
+	$(PEAK) $(SCALE)/memory-1k-torch.json -- $(BIN)/mrlbench run benchmarks/scale/1k-torch.toml
 	$(PEAK) $(SCALE)/memory-1k-hnsw.json -- $(BIN)/mrlbench run benchmarks/scale/1k-hnsw.toml
 	du -sh $(SCALE)/run-1k-*/index_files $(SCALE)/run-1k-* 2>/dev/null || true
 
