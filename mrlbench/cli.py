@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from mrlbench import __version__, compare, config, report, rundir
-from mrlbench.console import console, progress_bar, stderr
+from mrlbench import __version__, compare, config, preflight, report, rundir
+from mrlbench.console import console, print_table, progress_bar, refresh_width, stderr
 from mrlbench.demo import DEFAULT_CONFIG, QUICK_CONFIG
 from mrlbench.errors import MrlbenchError
 from mrlbench.leaderboard import LATENCY
@@ -21,6 +21,7 @@ from mrlbench.plugins import PLUGINS_DIR_ENV, load, pm, registry
 from mrlbench.types import Observer
 
 DEBUG = {"on": False}
+WIDE_HELP = "Tables at full width, every column (lines may be longer than the terminal)."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,6 +67,7 @@ class RichObserver(Observer):
     help="Threads for every stage (overrides [run] threads; default every core). "
     "--threads 1 gives ann-benchmarks-style single-thread timings.",
 )
+@click.option("--wide", is_flag=True, help=WIDE_HELP)
 def run(
     config_file: str | None,
     out: str | None,
@@ -73,6 +75,7 @@ def run(
     print_config: bool,
     quick: bool,
     threads: int | None,
+    wide: bool,
 ) -> None:
     """Run every encoder x backend x strategy and write the leaderboards.
 
@@ -90,11 +93,13 @@ def run(
             return
     if csv_:
         raw.setdefault("run", {})["csv"] = True
-    cfg = config.build(raw, registry(), out, threads)
+    base = None if config_file is None else Path(config_file).parent
+    cfg = config.build(raw, registry(), out, threads, base)
     cells = len(cfg.encoders) * len(cfg.backends) * len(cfg.strategies)
+    preflight.check(cfg)  # before the progress bars: a fault is one line
     with progress_bar() as progress:
-        done = rundir.execute(cfg, RichObserver(progress, cells))
-    report.show(console, done.rows, cfg.ks)
+        done = rundir.execute(cfg, RichObserver(progress, cells), checked=True)
+    report.show(console, done.rows, cfg.ks, wide=wide)
     console.print(f"leaderboards written to {cfg.out}/leaderboard.(csv|json|md)")
     if done.report is not None:
         console.print(f"report written to {done.report}", highlight=False)
@@ -129,7 +134,12 @@ def report_command(run_dir: str) -> None:
     help="Exit 1 if median latency or QPS worsens by more than PCT percent beyond the "
     "timing noise both runs recorded (their timing_spread).",
 )
-@click.option("--wide", is_flag=True, help="Show every accuracy column, not the headline.")
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="Show every accuracy column, not only top-1 and the headline, at full width "
+    "(nothing hidden to fit the terminal).",
+)
 def compare_command(
     run_a: str, run_b: str, accuracy: float | None, latency: float | None, wide: bool
 ) -> None:
@@ -142,20 +152,9 @@ def compare_command(
     cols = [c for c in compare.columns(before) if any(ch.column == c for ch in found)]
     if not wide:
         cols = [c for c in cols if c in ("top1", compare.headline(cols)) or c in LATENCY]
-    table = Table(title=f"{run_a} -> {run_b} (accuracy: difference; timings: %)")
-    for col in (*compare.KEY, *cols):
-        table.add_column(col, justify="left" if col in compare.KEY else "right")
-    by_key: dict = {}
-    for ch in found:
-        by_key.setdefault(ch.key, {})[ch.column] = ch
-    for key, row in by_key.items():
-        cells = []
-        for col in cols:
-            ch = row.get(col)
-            text = "" if ch is None else ch.text()
-            cells.append(f"[bold red]{text}[/]" if ch in bad else text)
-        table.add_row(*(escape(k) for k in key), *cells)
-    console.print(table)
+    title = f"{run_a} -> {run_b} (accuracy: difference; timings: %)"
+    width = None if wide else console.width
+    print_table(console, report.compare_table(title, found, cols, bad, width))
     for ch in bad:
         console.print(f"[bold red]regressed[/]: {escape(ch.describe())}", highlight=False)
     if bad:
@@ -199,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     DEBUG["on"] = "--debug" in argv or bool(os.environ.get("MRLBENCH_DEBUG"))
     warnings.showwarning = _show_warning
+    refresh_width()
     try:
         load(_preparse_plugins_dir(argv))
         pm.hook.mrlbench_register_commands(cli=cli)

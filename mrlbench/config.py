@@ -12,7 +12,7 @@ from typing import Any
 
 from mrlbench.errors import ConfigError
 from mrlbench.metrics import MODES
-from mrlbench.plugins import Registry
+from mrlbench.plugins import Registry, absolute
 from mrlbench.types import Backend, Component, Encoder, Strategy
 
 RUN_DEFAULTS: dict[str, Any] = {
@@ -24,6 +24,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "repeats": 3,  # searches and reranks are timed this many times; the best counts
     "threads": 0,  # threads for FAISS, BLAS, torch and reranks; 0: every core
     "latency_queries": 500,  # the seeded sample timed one query at a time
+    "keep_neighbors": 0,  # neighbours kept per query in neighbors/; 0: the longest k scored
 }
 SECTIONS = {"encoders": "encoder", "backends": "backend", "strategies": "strategy"}
 
@@ -48,6 +49,7 @@ class RunConfig:
     repeats: int
     threads: int
     latency_queries: int
+    keep_neighbors: int
     encoders: list[Spec] = field(default_factory=list)
     backends: list[Spec] = field(default_factory=list)
     strategies: list[Spec] = field(default_factory=list)
@@ -67,6 +69,7 @@ class RunConfig:
             "repeats": self.repeats,
             "threads": self.threads,
             "latency_queries": self.latency_queries,
+            "keep_neighbors": self.keep_neighbors,
         }
         return {
             "run": run,
@@ -100,8 +103,13 @@ def build(
     registry: Registry,
     out: str | Path | None = None,
     threads: int | None = None,
+    base: str | Path | None = None,
 ) -> RunConfig:
-    """Validate a parsed config and instantiate every component."""
+    """Validate a parsed config and instantiate every component. Relative paths in it
+    (``[run] out``, ``index_cache``, components' path keys) are read from ``base``, the
+    config file's folder (default: the current folder); ``out`` given here (``--out``)
+    from the current folder. The resolved config holds them absolute."""
+    base = Path(base).resolve() if base is not None else None
     unknown = set(raw) - {"run", *SECTIONS}
     if unknown:
         raise ConfigError(
@@ -112,8 +120,10 @@ def build(
         if key not in RUN_DEFAULTS:
             raise ConfigError(f"unknown key '{key}' in [run] (known: {', '.join(RUN_DEFAULTS)})")
     settings = {**RUN_DEFAULTS, **run}
+    for key in ("out", "index_cache"):
+        settings[key] = absolute(settings[key], base, f"[run] {key}")
     if out is not None:
-        settings["out"] = str(out)
+        settings["out"] = absolute(str(out), None, "--out")
     if threads is not None:
         settings["threads"] = threads
     ks = settings["ks"]
@@ -121,7 +131,7 @@ def build(
         raise ConfigError("[run] ks must be a non-empty list of positive integers")
     if settings["metrics"] not in MODES:
         raise ConfigError(f"[run] metrics must be one of {', '.join(MODES)}")
-    for key, low in (("repeats", 1), ("threads", 0), ("latency_queries", 0)):
+    for key, low in (("repeats", 1), ("threads", 0), ("latency_queries", 0), ("keep_neighbors", 0)):
         value = settings[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"[run] {key} must be an integer of at least {low}")
@@ -140,8 +150,12 @@ def build(
                 if not isinstance(queries, int) or isinstance(queries, bool) or queries < 1:
                     raise ConfigError("encoder key 'queries' must be a positive integer")
                 table = {k: v for k, v in table.items() if k != "queries"}
-            label, component = registry.create(kind, table)
-            full = dict(table) if queries is None else {**table, "queries": queries}
+            label, component = registry.create(kind, table, base)
+            full = dict(component.table)  # paths made absolute
+            if "name" in table:
+                full = {"plugin": full.pop("plugin"), "name": table["name"], **full}
+            if queries is not None:
+                full["queries"] = queries
             specs[section].append(Spec(label, component, full, queries))
         _check_unique(specs[section], section)
     _check_types(specs)
@@ -155,6 +169,7 @@ def build(
         repeats=settings["repeats"],
         threads=settings["threads"] or os.cpu_count() or 1,
         latency_queries=settings["latency_queries"],
+        keep_neighbors=settings["keep_neighbors"] or max(ks),
         **specs,
     )
 

@@ -16,7 +16,7 @@ import numpy as np
 from mrlbench import neighbors
 from mrlbench.config import RunConfig, Spec
 from mrlbench.cost import search_mflops
-from mrlbench.errors import DataError, MrlbenchError
+from mrlbench.errors import DataError, MrlbenchError, WriteError
 from mrlbench.index_cache import index_path, load_or_build
 from mrlbench.rerank import rerank
 from mrlbench.resume import MISSING, cached, remember
@@ -131,6 +131,8 @@ class Context:
             ids = neighbors.load(npy)
         except DataError:
             return False
+        if ids.shape[1] < k:  # cut to [run] keep_neighbors: this search runs again
+            return False
         if self.cfg.csv and not stem.with_name(stem.name + ".csv").is_file():
             neighbors.save(stem, ids, csv=True)
         self._keep(dim, k, ids, done, str(npy.relative_to(self.cfg.out)))
@@ -165,6 +167,8 @@ class Context:
                 lambda k: self.observer.begin(f"{label}: search {dim}d k={k}", 1),
                 self.sample,
             )
+        except WriteError:
+            raise
         except Exception as exc:
             for k in ks:
                 self._found[(dim, k)] = exc
@@ -179,9 +183,11 @@ class Context:
                 "query_seconds": result.query_seconds.tolist(),
             }
             stem = self._stem(dim, k)
-            npy = neighbors.save(stem, result.ids, csv=self.cfg.csv)
+            kept = result.ids[:, : self.cfg.keep_neighbors]
+            npy = neighbors.save(stem, kept, csv=self.cfg.csv)
             remember(stem.with_name(stem.name + ".json"), self._key(dim, k), done)
-            self._keep(dim, k, neighbors.load(npy), done, str(npy.relative_to(self.cfg.out)))
+            ids = result.ids if kept.shape[1] < k else neighbors.load(npy)  # memory-mapped
+            self._keep(dim, k, ids, done, str(npy.relative_to(self.cfg.out)))
 
     def search(self, dim: int, k: int | None = None) -> Shortlist:
         k = k or self.longest_k

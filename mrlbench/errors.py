@@ -19,6 +19,11 @@ class DataError(MrlbenchError):
     """An array, label or neighbour file is missing, corrupt or inconsistent."""
 
 
+class WriteError(MrlbenchError):
+    """A file cannot be written (disk full, read-only, no permission): the run stops,
+    since every later write would fail the same way."""
+
+
 class UnavailableError(MrlbenchError):
     """A component cannot run here (missing optional dependency, no GPU, ...)."""
 

@@ -80,9 +80,14 @@ class Registry:
     def all(self) -> list[Registered]:
         return [item for kind in KINDS for _, item in sorted(self._items[kind].items())]
 
-    def create(self, kind: str, table: Mapping[str, Any]) -> tuple[str, Component]:
+    def create(
+        self, kind: str, table: Mapping[str, Any], base: Path | None = None
+    ) -> tuple[str, Component]:
         """Instantiate a component from a config table: ``plugin``, optional ``name`` label,
-        the other keys as keyword arguments. Returns (label, component)."""
+        the other keys as keyword arguments. Returns (label, component). Relative paths
+        in the keys the class names in ``paths`` are taken from ``base`` (the config
+        file's folder; default the current folder) and recorded absolute in the
+        component's ``table``, as are component arguments' own tables."""
         table = dict(table)
         plugin = table.pop("plugin", None)
         if not isinstance(plugin, str):
@@ -100,10 +105,14 @@ class Registry:
                 "and files of the run, so no path separators, '.' or '..'"
             )
         check_arguments(cls, table, f"{kind} plugin '{plugin}'")
+        for key in cls.paths:
+            if key in table:
+                table[key] = absolute(table[key], base, f"{kind} plugin '{plugin}': key '{key}'")
         arguments = dict(table)
         for key, part in cls.components.items():
             if key in arguments:
-                arguments[key] = self._part(part, arguments[key], f"{kind} plugin '{plugin}'")
+                arguments[key] = self._part(part, arguments[key], f"{kind} plugin '{plugin}'", base)
+                table[key] = dict(arguments[key].table)
         try:
             component = cls(**arguments)
         except ConfigError as exc:
@@ -113,16 +122,30 @@ class Registry:
         component.table = {"plugin": plugin, **table}
         return (label or plugin), component
 
-    def _part(self, kind: str, value: Any, owner: str) -> Component:
+    def _part(self, kind: str, value: Any, owner: str, base: Path | None) -> Component:
         """A component argument given as ``"name"`` or ``{plugin = "name", ...}``."""
         if isinstance(value, str):
             value = {"plugin": value}
         if not isinstance(value, Mapping):
             raise ConfigError(f'{owner}: {kind} must be "name" or {{ plugin = "name", ... }}')
         try:
-            return self.create(kind, value)[1]
+            return self.create(kind, value, base)[1]
         except ConfigError as exc:
             raise ConfigError(f"{owner}: {exc}") from None
+
+
+def absolute(value: Any, base: Path | None, what: str) -> Any:
+    """A path key's value with relative paths made absolute against ``base`` (default
+    the current folder); a table of paths (``checkpoints = {8 = "ff8.pt"}``) path by
+    path; an empty string stays empty (it means "the default")."""
+    if isinstance(value, Mapping):
+        return {k: absolute(v, base, what) for k, v in value.items()}
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a path (a string), not {value!r}")
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    return os.path.normpath(path if path.is_absolute() else (base or Path.cwd()) / path)
 
 
 def accepted_arguments(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:

@@ -61,7 +61,12 @@ def mrlbench_cell(benchmark: Any, tmp_path: Path) -> Callable[..., dict[str, Any
         label: str | None = None,
         rounds: int = ROUNDS,
     ) -> dict[str, Any]:
-        cfg = configs.build(_raw(config), registry(), tmp_path / "mrlbench-cell")
+        base = (
+            Path(config).parent
+            if isinstance(config, Path) or (isinstance(config, str) and "\n" not in config)
+            else None
+        )  # a config file's relative paths are read from its folder
+        cfg = configs.build(_raw(config), registry(), tmp_path / "mrlbench-cell", base=base)
         enc = _pick(cfg.encoders, encoder, "encoder")
         be = _pick(cfg.backends, backend, "backend")
         st = _pick(cfg.strategies, strategy, "strategy")

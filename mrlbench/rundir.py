@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrlbench import config, html_report, report, runner
+from mrlbench import config, html_report, preflight, report, runner
 from mrlbench.config import RunConfig
 from mrlbench.env import describe
 from mrlbench.errors import DataError, MrlbenchError, error_line
@@ -28,10 +28,16 @@ class Executed:
     report: Path | None
 
 
-def execute(cfg: RunConfig, observer: Observer | None = None) -> Executed:
-    """Run every cell of ``cfg`` and write the run directory. A report that cannot be
-    drawn is a warning: the leaderboards stand without it. The folder is locked while
-    the run writes it (a second run into it refuses)."""
+def execute(
+    cfg: RunConfig, observer: Observer | None = None, checked: bool = False
+) -> Executed:
+    """Run every cell of ``cfg`` and write the run directory. The config and every
+    file it names are checked first (``preflight``): a fault is one error and nothing
+    is written. A report that cannot be drawn is a warning: the leaderboards stand
+    without it. The folder is locked while the run writes it (a second run into it
+    refuses). ``checked``: the caller ran ``preflight.check`` already."""
+    if not checked:
+        preflight.check(cfg)
     with run_lock(cfg.out):
         return _execute(cfg, observer)
 

@@ -16,7 +16,7 @@ import numpy as np
 from mrlbench import metrics, neighbors
 from mrlbench.config import RunConfig, Spec
 from mrlbench.context import Context
-from mrlbench.errors import error_line
+from mrlbench.errors import WriteError, error_line
 from mrlbench.leaderboard import Row
 from mrlbench.resume import cached, remember
 from mrlbench.store import digest
@@ -66,6 +66,8 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
     try:
         ctx = Context(cfg, enc, be, observer)
         device = ctx.backend.device
+    except WriteError:
+        raise
     except Exception as exc:
         return give_up("failed", error_line(exc))
 
@@ -106,6 +108,8 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
             ]
             records = [row.record(cfg.ks) | {"neighbors": row.neighbors} for row in found]
             remember(cell, key, records)
+        except WriteError:
+            raise  # a full disk fails every later write too: stop the run
         except Exception as exc:
             found = [blank(st, "failed", error_line(exc), ctx.dataset, device)]
         observer.advance()
@@ -124,7 +128,8 @@ def _row(
 ) -> Row:
     path = r.saved
     if r.stem is not None:
-        npy = neighbors.save(cfg.out / "neighbors" / r.stem, r.ids, csv=cfg.csv)
+        kept = r.ids[:, : cfg.keep_neighbors]
+        npy = neighbors.save(cfg.out / "neighbors" / r.stem, kept, csv=cfg.csv)
         path = str(npy.relative_to(cfg.out))
     db_labels, q_labels = ctx.labels
     values = metrics.compute(r.ids, db_labels, q_labels, cfg.ks, cfg.metrics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from mrlbench.errors import DataError, MrlbenchError
+from mrlbench.errors import DataError, MrlbenchError, WriteError
 
 HASH_CHUNK_BYTES = 64 << 20
 
@@ -23,21 +24,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MRLBENCH_CACHE") or Path.home() / ".cache" / "mrlbench")
 
 
+# errno values that say the storage refuses writes, not that the data is wrong
+STORAGE_ERRORS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
+)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it is renamed onto ``path`` only if the
-    block succeeds, so an interrupted write never leaves a half file."""
+    block succeeds, so an interrupted write never leaves a half file. A full disk, a
+    read-only folder or a missing permission is a ``WriteError`` naming the file (and
+    the temporary file is gone)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; files follow the umask
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; files follow the umask
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRORS:
+            raise
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def current_umask() -> int:
@@ -54,8 +69,12 @@ def run_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     import fcntl
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as handle:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".lock", "a+")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise WriteError(f"cannot write the run folder {folder}: {exc.strerror or exc}") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

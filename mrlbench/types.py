@@ -115,6 +115,8 @@ class Component(ABC):
     name: ClassVar[str]
     kind: ClassVar[str]
     components: ClassVar[Mapping[str, str]] = {}
+    paths: ClassVar[tuple[str, ...]] = ()  # keys holding file paths (a string or a table
+    # of strings): relative ones are read from the config file's folder
     observer: Observer = Observer()
     table: Mapping[str, Any] = {}
 
@@ -153,10 +155,23 @@ class Encoder(Component):
     def embeddings(self, dim: int) -> Embeddings:
         """Arrays whose first ``dim`` columns are the size-``dim`` representation."""
 
+    def validate(self, dims: Sequence[int]) -> None:
+        """Check, before a run does any work, that every file this encoder will read is
+        there and sound and that it can serve ``dims`` (the prefix sizes the strategies
+        name); raise a ``MrlbenchError`` saying what is wrong. Quick checks only: an
+        encoder that must train or encode first checks its inputs, not its outputs."""
+        return None
+
     def thumbnails(self, split: str, rows: Sequence[int]) -> list[np.ndarray] | None:
         """Small RGB uint8 images of database (``split="database"``) or query rows, for
         retrieval examples in reports; ``None`` when the encoder has no images."""
         return None
+
+    def models(self, dims: Sequence[int]) -> int:
+        """How many separately trained models serve the prefix sizes ``dims`` (one row's
+        search and rerank dims): 1 where one model's prefixes give every dim (MRL); more
+        where a row chains fixed-feature models, one per size (reports mark such rows)."""
+        return 1
 
 
 class Backend(Component):
@@ -226,6 +241,11 @@ class Strategy(Component):
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         """Produce one ``Retrieval`` per leaderboard row."""
 
+    def prefixes(self) -> list[int]:
+        """The prefix sizes this strategy names itself (searched or reranked at), checked
+        against every encoder before a run starts; ``[]``: only the encoder's own dims."""
+        return []
+
 
 class Dataset(Component):
     """A labelled image collection split into a database and a query set."""
@@ -235,3 +255,8 @@ class Dataset(Component):
     @abstractmethod
     def split(self, which: str) -> Sequence[tuple[Any, int]]:
         """``"database"`` or ``"queries"``: a sequence of (image, label) pairs."""
+
+    def validate(self) -> None:
+        """Check (or make available, like a verified download) the files ``split`` will
+        read, before a run does any work; raise a ``MrlbenchError`` when they are not."""
+        return None

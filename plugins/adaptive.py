@@ -25,6 +25,9 @@ class Adaptive(Strategy):
     def searches(self, dims: Sequence[int], n_database: int) -> list[SearchRequest]:
         return [SearchRequest(self.shortlist_dim, self.shortlist)]
 
+    def prefixes(self) -> list[int]:
+        return [self.shortlist_dim, self.rerank_dim]
+
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         found = ctx.search(self.shortlist_dim, self.shortlist)
         ids, seconds = ctx.rerank(found.ids, self.rerank_dim, self.shortlist)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from mrlbench.arrays import CONFIG_RE, load_embeddings
 from mrlbench.errors import ConfigError, DataError
@@ -21,6 +21,7 @@ class ArraysEncoder(Encoder):
     """
 
     name = "arrays"
+    paths = ("path",)
 
     def __init__(
         self,
@@ -51,10 +52,17 @@ class ArraysEncoder(Encoder):
     def dims(self) -> tuple[int, ...]:
         return self._dims
 
+    def validate(self, dims: Sequence[int]) -> None:
+        """Every array set opened and checked (files, shapes, labels, NaN/Inf: the
+        checks ``embeddings`` makes, done now), and every dim served."""
+        for dim in sorted({*self._dims, *dims}):
+            self.embeddings(dim)
+
     def embeddings(self, dim: int) -> Embeddings:
         config = self._configs.get(dim) or self._config
         if config is None:
-            raise ConfigError(f"no array set for dim {dim}")
+            served = ", ".join(map(str, sorted(self._configs)))
+            raise ConfigError(f"no array set for dim {dim} in 'configs' (dims: {served})")
         if config not in self._loaded:
             self._loaded[config] = load_embeddings(
                 self.path, self.dataset, config, query_dataset=self.query_dataset
@@ -65,6 +73,10 @@ class ArraysEncoder(Encoder):
                 f"dim {dim} is larger than the arrays for {config} ({emb.database.shape[1]} dims)"
             )
         return emb
+
+    def models(self, dims: Sequence[int]) -> int:
+        """With ``configs``: how many distinct array sets (models) serve ``dims``."""
+        return max(1, len({self._configs.get(d) or self._config for d in dims}))
 
 
 def _default_dims(config: str) -> list[int]:

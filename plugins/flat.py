@@ -32,6 +32,9 @@ class Flat(Strategy):
         self._requests = [SearchRequest(d, self.k) for d in (self.dims or dims)]
         return self._requests
 
+    def prefixes(self) -> list[int]:
+        return list(self.dims or [])
+
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         rows = []
         for req in self._requests:

@@ -40,6 +40,9 @@ class Funnel(Strategy):
     def searches(self, dims: Sequence[int], n_database: int) -> list[SearchRequest]:
         return [SearchRequest(self.shortlist_dim, self.shortlists[0])]
 
+    def prefixes(self) -> list[int]:
+        return [self.shortlist_dim, *self.rerank_dims]
+
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         found = ctx.search(self.shortlist_dim, self.shortlists[0])
         ids, seconds = found.ids, found.seconds

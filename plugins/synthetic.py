@@ -11,7 +11,7 @@ encoder) for real embeddings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -133,6 +133,11 @@ class SyntheticEncoder(Encoder):
     @property
     def dims(self) -> tuple[int, ...]:
         return self._dims
+
+    def validate(self, dims: Sequence[int]) -> None:
+        wide = [d for d in dims if d > self.args[2]]
+        if wide:
+            raise ConfigError(f"dims {wide} are larger than the arrays ({self.args[2]} dims)")
 
     def embeddings(self, dim: int) -> Embeddings:
         if self._emb is None:

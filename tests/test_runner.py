@@ -115,10 +115,22 @@ def test_rerun_reuses_completed_work(cli, config, tmp_path):
     assert load_board(out) == before
 
 
-def test_a_failing_cell_keeps_its_row_and_the_run_goes_on(cli, config, tmp_path):
+def test_a_dim_the_arrays_lack_is_refused_before_any_work(cli, config, tmp_path):
     text = config.read_text().replace(
         "shortlist_dim = 8\nrerank_dim = 64", "shortlist_dim = 8\nrerank_dim = 512"
     )
+    config.write_text(text)
+    out = tmp_path / "out"
+    r = cli("run", config, "--out", out)
+    assert r.code == 2 and "Traceback" not in r.err
+    assert r.err.strip().splitlines()[-1] == (
+        "error: encoder 'mrl': dim 512 is larger than the arrays for mrl1_e0_ff64 (64 dims)"
+    )
+    assert not out.exists()  # nothing written, not even the folder
+
+
+def test_a_failing_cell_keeps_its_row_and_the_run_goes_on(cli, config, tmp_path):
+    text = config.read_text().replace("shortlist = 100", "shortlist = 5000")  # > 3000 rows
     config.write_text(text)
     out = tmp_path / "out"
     r = cli("run", config, "--out", out)
@@ -126,7 +138,7 @@ def test_a_failing_cell_keeps_its_row_and_the_run_goes_on(cli, config, tmp_path)
     rows = load_board(out)
     failed = [row for row in rows if row["status"] == "failed"]
     assert len(failed) == 2 and {row["strategy"] for row in failed} == {"adaptive"}
-    assert "dim 512 is larger than the arrays" in failed[0]["error"]
+    assert "k = 5000 is larger than the database (3000 rows)" in failed[0]["error"]
     assert sum(row["status"] == "ok" for row in rows) == 10
     assert "Traceback" not in r.out + r.err
 

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from rich.progress import Progress
 
+from mrlbench.console import progress_bar
 from mrlbench.errors import DataError, MrlbenchError
 from mrlbench.store import atomic_path, cache_dir
 
@@ -164,6 +166,17 @@ class ArraySplit(Sequence):
         return f"item {i}"
 
 
+def download(url: str, path: Path, progress: Progress, chunk: int = 1 << 16) -> None:
+    """``url`` into ``path`` (atomically), drawn as a task of ``progress``."""
+    with urllib.request.urlopen(url, timeout=60) as response, atomic_path(path) as tmp:
+        size = int(response.headers.get("Content-Length") or 0) or None
+        task = progress.add_task(path.name, total=size)
+        with open(tmp, "wb") as out:
+            while block := response.read(chunk):
+                out.write(block)
+                progress.advance(task, len(block))
+
+
 def fetch_fashion_mnist(root: str | Path | None = None, echo=print) -> Path:
     """Make Fashion-MNIST available offline: already there, Debian's package (apt, as
     root), or the official mirror into the cache folder; every file verified."""
@@ -188,11 +201,9 @@ def fetch_fashion_mnist(root: str | Path | None = None, echo=print) -> Path:
     target = Path(root) if root else cache_dir() / "fashion-mnist"
     echo(f"downloading Fashion-MNIST from its official mirror into {target} ...")
     try:
-        for name in FASHION_FILES:
-            with urllib.request.urlopen(FASHION_MIRROR + name, timeout=60) as response:
-                payload = response.read()
-            with atomic_path(target / name) as tmp:
-                tmp.write_bytes(payload)
+        with progress_bar(speed="B/s") as progress:
+            for name in FASHION_FILES:
+                download(FASHION_MIRROR + name, target / name, progress)
     except OSError as exc:
         raise MrlbenchError(
             f"could not get Fashion-MNIST ({exc}). Install Debian's package "

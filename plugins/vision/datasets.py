@@ -25,19 +25,29 @@ from mrlbench_plugins.vision.data import (
     scan_folder,
 )
 
-from mrlbench.console import console
-from mrlbench.errors import ConfigError
+from mrlbench.console import console, stderr
+from mrlbench.errors import ConfigError, DataError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.types import Dataset
 
 
+def _folders_exist(folders: dict[str, str | None]) -> None:
+    for which, folder in folders.items():
+        if folder is not None and not Path(folder).is_dir():
+            raise DataError(f"{which} image folder not found: {folder}")
+
+
 class ImageFolderDataset(Dataset):
     name = "image-folder"
+    paths = ("database", "queries")
 
     def __init__(self, database: str | None = None, queries: str | None = None) -> None:
         if database is None and queries is None:
             raise ConfigError("give a database and/or a queries folder")
         self.folders = {"database": database, "queries": queries}
+
+    def validate(self) -> None:
+        _folders_exist(self.folders)
 
     def split(self, which: str) -> Sequence[tuple[Any, int]]:
         folder = self.folders.get(which)
@@ -50,9 +60,15 @@ class ImageNetV2(Dataset):
     """ImageNetV2 queries (folders named by class index) against an ImageNet-1K database."""
 
     name = "imagenetv2"
+    paths = ("database", "queries")
 
     def __init__(self, queries: str, database: str | None = None) -> None:
         self.queries, self.database = queries, database
+
+    def validate(self) -> None:
+        if self.database is None:
+            raise ConfigError("ImageNetV2 is a query set: give database = ImageNet-1K train")
+        _folders_exist({"database": self.database, "queries": self.queries})
 
     def split(self, which: str) -> Sequence[tuple[Any, int]]:
         if which == "queries":
@@ -68,6 +84,7 @@ class FashionMNIST(Dataset):
     """Train (60,000) is the database, test (10,000) the queries."""
 
     name = "fashion-mnist"
+    paths = ("root",)
 
     def __init__(
         self,
@@ -78,6 +95,10 @@ class FashionMNIST(Dataset):
         self.root = root
         self.limits = {"database": limit_database, "queries": limit_queries}
         self._splits: dict[str, ArraySplit] = {}
+
+    def validate(self) -> None:
+        """Fetched and verified when missing, as ``mrlbench fetch fashion-mnist`` does."""
+        fetch_fashion_mnist(self.root, echo=lambda m: stderr.print(m, highlight=False))
 
     def split(self, which: str) -> Sequence[tuple[Any, int]]:
         prefix = {"database": "train", "queries": "t10k"}.get(which)

@@ -29,7 +29,7 @@ import numpy as np
 from mrlbench_plugins.vision.settings import NESTING, Settings, TrainSettings, default_transform
 
 from mrlbench.arrays import load_embeddings
-from mrlbench.errors import ConfigError
+from mrlbench.errors import ConfigError, DataError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.store import cache_dir, digest, write_json
 from mrlbench.types import Dataset, Embeddings, Encoder
@@ -51,6 +51,7 @@ class ImageEncoder(Encoder):
     """Shared by the two encoders: dataset, cache, training and encoding."""
 
     components: ClassVar[Mapping[str, str]] = {"dataset": "dataset"}  # made by the registry
+    paths = ("cache",)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -206,6 +207,7 @@ class ImageEncoder(Encoder):
 
 class ResNetMRL(ImageEncoder):
     name = "resnet50-mrl"
+    paths = ("cache", "checkpoint")
 
     def __init__(
         self,
@@ -227,6 +229,13 @@ class ResNetMRL(ImageEncoder):
             self._dims = [d for d in NESTING if d < width] + [width]
         return tuple(self._dims)
 
+    def validate(self, dims: Sequence[int]) -> None:
+        self.dataset.validate()
+        if self.checkpoint:
+            _checkpoint_exists(self.checkpoint)
+        if self._dims is not None and dims and max(dims) > max(self._dims):
+            raise ConfigError(f"dim {max(dims)} is larger than the model's ({max(self._dims)})")
+
     def embeddings(self, dim: int) -> Embeddings:
         if self._emb is None:
             checkpoint = (
@@ -238,6 +247,7 @@ class ResNetMRL(ImageEncoder):
 
 class ResNetFF(ImageEncoder):
     name = "resnet50-ff"
+    paths = ("cache", "checkpoints")
 
     def __init__(
         self,
@@ -263,6 +273,17 @@ class ResNetFF(ImageEncoder):
     def dims(self) -> tuple[int, ...]:
         return self._dims
 
+    def validate(self, dims: Sequence[int]) -> None:
+        self.dataset.validate()
+        for path in self.checkpoints.values():
+            _checkpoint_exists(path)
+        missing = sorted(d for d in dims if d not in self._dims)
+        if self.truncate:
+            missing = [d for d in missing if d > self.sizes[0]]
+        if missing:
+            sizes = ", ".join(map(str, self.sizes))
+            raise ConfigError(f"no fixed-feature model of size {missing[0]} (sizes: {sizes})")
+
     def embeddings(self, dim: int) -> Embeddings:
         if self.truncate:  # one fixed-feature model, truncated like an MRL embedding
             dim = self.sizes[0]
@@ -273,6 +294,16 @@ class ResNetFF(ImageEncoder):
             checkpoint = Path(path) if path else self._trained("ff", dim)
             self._emb[dim] = self._encoded(checkpoint, "ff", dim)
         return self._emb[dim]
+
+    def models(self, dims: Sequence[int]) -> int:
+        """One model per size: a row chains as many models as it has distinct dims
+        (one with ``truncate = true``, whose prefixes give every dim)."""
+        return 1 if self.truncate else max(1, len(set(dims)))
+
+
+def _checkpoint_exists(path: str) -> None:
+    if not Path(path).is_file():
+        raise DataError(f"checkpoint not found: {path}")
 
 
 @hookimpl
