@@ -1,6 +1,7 @@
-"""The FAISS backends (``exact``: ``faiss-exact``; ``hnsw``: ``faiss-hnsw``) and what they
-share: importing FAISS with the install hint, what it can use here, and ``FaissBackend``
-(availability, ``env.json`` facts, index files)."""
+"""The FAISS backends (``exact``: ``faiss-exact``; ``hnsw``: ``faiss-hnsw``; ``ivf``:
+``faiss-ivf`` and ``faiss-ivfpq``, rigid or AdANNS IVF) and what they share: importing
+FAISS with the install hint, what it can use here, and ``FaissBackend`` (availability,
+``env.json`` facts, index files)."""
 
 from __future__ import annotations
 
