@@ -29,6 +29,7 @@ from mrlbench.search import (
     search_dim,
 )
 from mrlbench.store import digest, scan
+from mrlbench.truth import ground_truth
 from mrlbench.types import (
     Backend,
     Embeddings,
@@ -66,6 +67,7 @@ class Context:
         self._found: dict[tuple[int, int], Shortlist | Exception] = {}
         self._query_seconds: dict[tuple[int, int], np.ndarray] = {}
         self.spreads: list[float] = []  # of the stages timed since the runner last cleared it
+        self._truth: dict[int, np.ndarray] = {}
 
     @staticmethod
     def _fingerprint(emb: Embeddings) -> str:
@@ -188,6 +190,18 @@ class Context:
             remember(stem.with_name(stem.name + ".json"), self._key(dim, k), done)
             ids = result.ids if kept.shape[1] < k else neighbors.load(npy)  # memory-mapped
             self._keep(dim, k, ids, done, str(npy.relative_to(self.cfg.out)))
+
+    def truth(self, dim: int) -> np.ndarray:
+        """The exact top-``max(ks)`` of every query at ``dim`` (``knn_recall``'s ground
+        truth), computed once and cached (``mrlbench.truth``); never timed."""
+        if dim not in self._truth:
+            emb = self.embeddings(dim)
+            self.observer.begin(f"{self.model}: exact ground truth {dim}d", len(emb.database))
+            data = digest([self.data_key, self._fingerprint(emb)])
+            self._truth[dim] = ground_truth(
+                emb, dim, self.longest_k, data, self.cfg.threads, self.observer.advance
+            )
+        return self._truth[dim]
 
     def search(self, dim: int, k: int | None = None) -> Shortlist:
         k = k or self.longest_k

@@ -13,7 +13,7 @@ from typing import Any
 
 from mrlbench.metrics import metric_names
 
-METRIC_FAMILIES = ("mAP", "precision", "recall", "topk_acc")
+METRIC_FAMILIES = ("mAP", "precision", "recall", "topk_acc", "knn_recall")
 
 
 # ----------------------------------------------------------------------------- columns
@@ -70,8 +70,10 @@ _FIXED = {c.name: c for c in (*KEY, *COST, *TIMING, *STATUS)}
 
 
 def accuracy(ks: Sequence[int]) -> tuple[Column, ...]:
-    """The accuracy columns for cut-offs ``ks``, in leaderboard order."""
-    return tuple(column(name) for name in metric_names(ks))
+    """The accuracy columns for cut-offs ``ks``, in leaderboard order: the label metrics,
+    then ``knn_recall@k`` (against exact search at the row's final dim)."""
+    knn = [f"knn_recall@{k}" for k in sorted(set(ks))]
+    return tuple(column(name) for name in (*metric_names(ks), *knn))
 
 
 def columns(ks: Sequence[int]) -> tuple[Column, ...]:

@@ -156,3 +156,35 @@ def compute(
 def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den, 0 where den is 0 (a query whose class is absent from the database)."""
     return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
+
+
+def knn_recall(ids: np.ndarray, truth: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """``knn_recall@k`` for each k of ``ks``: the mean fraction of the exact search's
+    top-k (``truth``, (m, >= k)) found among a row's top-k ``ids`` (ann-benchmarks'
+    k-NN recall). Ids of -1 match nothing; NaN where a list is shorter than k."""
+    ids, truth = np.asarray(ids), np.asarray(truth)
+    if len(ids) != len(truth):
+        raise DataError(f"{len(ids)} neighbour rows but {len(truth)} ground-truth rows")
+    out = {}
+    for k in sorted(set(int(k) for k in ks)):
+        if k > ids.shape[1] or k > truth.shape[1]:
+            out[f"knn_recall@{k}"] = float("nan")
+            continue
+        found, exact = np.sort(ids[:, :k], axis=1), np.sort(truth[:, :k], axis=1)
+        # per row: how many of ``found`` are in ``exact`` (both sorted, ids distinct)
+        where = np.clip(_rowwise_searchsorted(exact, found), 0, k - 1)
+        hit = (np.take_along_axis(exact, where, axis=1) == found) & (found >= 0)
+        out[f"knn_recall@{k}"] = float(hit.sum(axis=1).mean() / k)
+    return out
+
+
+def _rowwise_searchsorted(sorted_rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.searchsorted`` of each row of ``values`` in the same row of ``sorted_rows``,
+    vectorised by offsetting each row into its own range."""
+    m = len(sorted_rows)
+    low = min(int(sorted_rows.min(initial=0)), int(values.min(initial=0)))
+    span = max(int(sorted_rows.max(initial=0)), int(values.max(initial=0))) - low + 1
+    offset = (np.arange(m, dtype=np.int64) * span)[:, None]
+    flat = (sorted_rows.astype(np.int64) - low + offset).ravel()
+    pos = np.searchsorted(flat, (values.astype(np.int64) - low + offset).ravel())
+    return pos.reshape(values.shape) - np.arange(m)[:, None] * sorted_rows.shape[1]

@@ -6,6 +6,7 @@ component's ``use_threads``)."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,8 @@ from mrlbench.leaderboard import Row
 from mrlbench.resume import cached, remember
 from mrlbench.store import digest
 from mrlbench.types import Observer, Retrieval, SearchRequest
+
+CELL_FORMAT = 2  # finished cells of an older format (before knn_recall) run again
 
 
 @contextlib.contextmanager
@@ -74,7 +77,8 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
     plans: list[tuple[Spec, Path, Any, list[Row] | None]] = []
     requests: set[SearchRequest] = set()
     for st in cfg.strategies:
-        key = [ctx.data_key, enc.table, be.table, st.table, cfg.ks, cfg.metrics, cfg.timing()]
+        key = [CELL_FORMAT, ctx.data_key, enc.table, be.table, st.table, cfg.ks, cfg.metrics]
+        key.append(cfg.timing())
         cell = cfg.out / "cells" / f"{digest(key)}.json"
         done = cached(cell, key)
         if isinstance(done, list):
@@ -118,6 +122,23 @@ def _pair(cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> list[Row]:
     return rows
 
 
+def _knn_recall(cfg: RunConfig, ctx: Context, r: Retrieval) -> dict[str, float]:
+    """``knn_recall@k`` of a row against exact search at its final dim: 1 for a row
+    of one exact search (by definition; NaN past its list's length); computed for every
+    other row (ANN searches, reranked rows); empty for a row without dims."""
+    if not r.dims:
+        return {}
+    width = np.shape(r.ids)[1]
+    if ctx.backend.exact and len(r.dims) == 1:
+        return {f"knn_recall@{k}": 1.0 if k <= width else float("nan") for k in cfg.ks}
+    try:
+        truth = ctx.truth(r.dims[-1])
+    except Exception as exc:  # the row stands without it
+        warnings.warn(f"{r.label}: no knn_recall ({error_line(exc)})", stacklevel=2)
+        return {}
+    return metrics.knn_recall(r.ids, truth, cfg.ks)
+
+
 def _row(
     cfg: RunConfig,
     ctx: Context,
@@ -133,6 +154,7 @@ def _row(
         path = str(npy.relative_to(cfg.out))
     db_labels, q_labels = ctx.labels
     values = metrics.compute(r.ids, db_labels, q_labels, cfg.ks, cfg.metrics)
+    values |= _knn_recall(cfg, ctx, r)
     m = len(q_labels)
     timed = latencies is not None and len(latencies) > 0
     device = ctx.backend.device

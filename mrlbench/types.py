@@ -193,6 +193,12 @@ class Backend(Component):
         return "CPU"
 
     @property
+    def exact(self) -> bool:
+        """Whether its neighbours are the exact L2 ones (in fp32): a single-search row
+        of it has ``knn_recall@k`` 1 by definition, without a ground-truth search."""
+        return False
+
+    @property
     def cache_name(self) -> str:
         """The index name of cached index files: ``index_name`` plus whatever build
         parameter sets the index apart (two settings never share a file)."""

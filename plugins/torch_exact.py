@@ -33,6 +33,14 @@ def _torch() -> ModuleType:
 
 
 class TorchExact(Backend):
+    """Exact L2 search with torch: blocked matrix products and top-k, on CPU or CUDA.
+
+    Args:
+        device: ``auto`` (CUDA when torch sees a GPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: The matrix product's: ``fp32``, ``bf16`` or ``fp16`` (half precisions
+            can reorder near-ties).
+    """
+
     name = "torch-exact"
     cached = False  # the blocks (or their GPU copy, made at build time) are the index
 
@@ -61,6 +69,10 @@ class TorchExact(Backend):
         if self._device.startswith("cuda") and not torch.cuda.is_available():
             raise MrlbenchError(f"torch-exact: device = '{self._device}' but torch sees no GPU")
         return self._device
+
+    @property
+    def exact(self) -> bool:
+        return self.precision == "fp32"  # bf16/fp16 products reorder neighbours
 
     @property
     def index_name(self) -> str:

@@ -110,3 +110,32 @@ def test_bad_ids_are_clear_errors():
         metrics.compute(np.array([[0], [1]]), np.array([0, 1]), np.array([0]), [1])
     with pytest.raises(DataError, match="empty"):
         metrics.compute(np.zeros((0, 1), int), np.array([0]), np.array([], int), [1])
+
+
+def test_knn_recall_matches_a_set_intersection_by_hand():
+    from mrlbench.metrics import knn_recall
+
+    truth = np.array([[3, 1, 4, 5], [9, 2, 6, 0]])
+    ids = np.array([[1, 3, 7, -1], [0, 6, 2, 9]])
+    # k=1: {3}&{1} = 0, {9}&{0} = 0; k=2: {3,1}&{1,3} = 2, {9,2}&{0,6} = 0;
+    # k=4: {3,1,4,5}&{1,3,7} = 2 (-1 matches nothing), {9,2,6,0}&{0,6,2,9} = 4
+    got = knn_recall(ids, truth, [1, 2, 4, 5])
+    assert got["knn_recall@1"] == 0.0
+    assert got["knn_recall@2"] == (2 / 2 + 0 / 2) / 2
+    assert got["knn_recall@4"] == (2 / 4 + 4 / 4) / 2
+    assert np.isnan(got["knn_recall@5"])  # longer than the lists
+
+
+def test_knn_recall_against_brute_force_sets():
+    from mrlbench.metrics import knn_recall
+
+    rng = np.random.default_rng(3)
+    truth = np.stack([rng.permutation(5000)[:50] for _ in range(300)])
+    ids = np.where(rng.random((300, 50)) < 0.3, rng.integers(5000, 9000, (300, 50)), truth)
+    ids = np.stack([rng.permutation(row) for row in ids])  # order within a list is free
+    ids[rng.random((300, 50)) < 0.05] = -1
+    for k in (1, 10, 50):
+        want = np.mean(
+            [len(set(a[:k][a[:k] >= 0]) & set(b[:k])) / k for a, b in zip(ids, truth, strict=True)]
+        )
+        assert knn_recall(ids, truth, [k])[f"knn_recall@{k}"] == pytest.approx(want, abs=1e-12)

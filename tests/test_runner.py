@@ -104,6 +104,40 @@ def test_run_every_cell_matches_brute_force(cli, config, arrays, tmp_path):
     assert (out / "index_files/mrl/1K_64dim_hnsw16.index").is_file()
 
 
+def brute_recall(ids: np.ndarray, truth: np.ndarray, k: int) -> float:
+    return float(
+        np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(ids, truth, strict=True)])
+    )
+
+
+def test_knn_recall_against_exact_search_by_brute_force(cli, config, arrays, tmp_path):
+    out = tmp_path / "out"
+    assert cli("run", config, "--out", out).code == 0
+    rows = {(r["backend"], r["label"]): r for r in load_board(out)}
+    truth = {d: brute_force(arrays.xb, arrays.xq, d, 100) for d in (8, 16, 32, 64)}
+    for dim in (8, 16, 32, 64):  # exact rows: 1 by definition, and the neighbours agree
+        row = rows[("faiss-exact", f"flat@{dim}")]
+        assert [row[f"knn_recall@{k}"] for k in (10, 25, 100)] == [1.0, 1.0, 1.0]
+        ids = np.load(out / f"neighbors/mrl/exactl2_{dim}dim_100shortlist_1K.npy")
+        assert brute_recall(ids, truth[dim], 10) > 0.99  # float ties aside
+    for (backend, label), row in rows.items():
+        if (backend, row["strategy"]) == ("faiss-exact", "flat"):
+            continue
+        path = next(
+            e["path"]
+            for e in json.loads((out / "neighbors.json").read_text())
+            if (e["backend"], e["label"]) == (backend, label)
+        )
+        ids = np.load(out / path)
+        final = int(row["dims"].split(",")[-1])
+        for k in (10, 25):
+            want = brute_recall(ids, truth[final], k)
+            assert row[f"knn_recall@{k}"] == pytest.approx(want, abs=0.01), (backend, label)
+        assert 0.0 < row["knn_recall@10"] <= 1.0
+    funnel_row = rows[("faiss-exact", "funnel 8->16,32,64 @100,50,25")]
+    assert funnel_row["knn_recall@100"] is None  # the funnel keeps 25
+
+
 def test_rerun_reuses_completed_work(cli, config, tmp_path):
     out = tmp_path / "out"
     assert cli("run", config, "--out", out).code == 0

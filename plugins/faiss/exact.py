@@ -27,6 +27,13 @@ GPU_MAX_K = 2048  # FAISS GPU k-selection limit
 
 
 class FaissExact(FaissBackend):
+    """Exact L2 search (``IndexFlatL2``): on the GPU when FAISS has one, else on the CPU,
+    streaming the database in blocks.
+
+    Args:
+        device: ``auto`` (GPU when FAISS sees one), ``cpu`` or ``gpu``.
+    """
+
     name = "faiss-exact"
     cached = False  # nothing costly to keep: the blocks are the index
     threads: int | None = None
@@ -35,6 +42,10 @@ class FaissExact(FaissBackend):
         if device not in ("auto", "cpu", "gpu"):
             raise ConfigError(f"device must be auto, cpu or gpu, not '{device}'")
         self._device = device
+
+    @property
+    def exact(self) -> bool:
+        return True
 
     @classmethod
     def where(cls) -> str:
