@@ -50,6 +50,7 @@ def test_files_hold_the_same_rows(tmp_path):
             "precision@10": 0.25,
             "recall@10": 0.1,
             "topk_acc@10": 1.0,
+            "knn_recall@10": 1.0,
             "mflops_per_query": 0.1,
             "qps": 5000.0,
             "latency_ms_p50": 0.2,

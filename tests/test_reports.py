@@ -46,10 +46,12 @@ def test_plot_data():
     }
     cost = {s.label: s for s in by_cost.panels[0].series}
     assert cost["mrl flat"].x == (0.8, 1.6) and cost["mrl flat"].line
+    assert cost["mrl flat"].notes == ("8", "16")  # each point labelled with its dims
     marked = cost["mrl adaptive 8->64 @100"]
     assert (marked.x, marked.y, marked.line) == ((0.9,), (0.75,), False)
     times = {s.label: s for s in by_time.panels[0].series}
     assert times["mrl adaptive 8->64 @100"].x == (0.30,)
+    assert not times["mrl flat"].line and times["mrl flat"].notes == ("8", "16")
 
 
 def test_plots_are_valid_pngs(tmp_path):
@@ -112,6 +114,15 @@ def test_report_renders_in_a_real_browser(quick_demo, chromium, tmp_path):
         assert not broken, f"broken images: {broken}"
         text = driver.execute_script("return document.body.innerText")
         assert "Accuracy view" in text and "Retrieval examples" in text
+        # ff (one model per size) chains models in its adaptive and funnel rows
+        assert "Rows that chain separately trained models" in text
+        assert "chains 2 models" in text and "chains 6 models" in text
+        env = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.env td')).map(td => td.innerText)"
+        )
+        assert "packages.faiss" in env and not any("{" in cell for cell in env)
+        widths = {src.rsplit("/", 1)[-1]: width for src, _, width in images}
+        assert widths["examples_ff.png"] >= 11 * 84  # a query and 10 neighbours, 84 px each
         shot = tmp_path / "report.png"
         driver.save_screenshot(str(shot))
         with Image.open(shot) as img:
