@@ -12,12 +12,20 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from mrlbench import __version__, compare, config, preflight, report, rundir
-from mrlbench.console import console, print_table, progress_bar, refresh_width, stderr
+from mrlbench import __version__, compare, config, describe, preflight, report, rundir
+from mrlbench.console import (
+    Col,
+    console,
+    fitted_table,
+    print_table,
+    progress_bar,
+    refresh_width,
+    stderr,
+)
 from mrlbench.demo import DEFAULT_CONFIG, QUICK_CONFIG
-from mrlbench.errors import MrlbenchError
+from mrlbench.errors import ConfigError, MrlbenchError
 from mrlbench.leaderboard import LATENCY
-from mrlbench.plugins import PLUGINS_DIR_ENV, load, pm, registry
+from mrlbench.plugins import PLUGINS_DIR_ENV, Registered, load, pm, registry
 from mrlbench.types import Observer
 
 DEBUG = {"on": False}
@@ -163,21 +171,57 @@ def compare_command(
 
 
 @cli.command()
-def plugins() -> None:
-    """List every component: name, kind, source package and whether it can run here."""
-    table = Table(title="mrlbench components")
-    for col in ("name", "kind", "source", "available", "where / reason"):
-        table.add_column(col)
-    for item in registry().all():
-        reason = item.cls.availability()
-        table.add_row(
-            item.cls.name,
-            item.kind,
-            item.source,
-            "no" if reason else "yes",
-            reason or item.cls.where(),
+@click.argument("name", required=False)
+@click.option("--wide", is_flag=True, help=WIDE_HELP)
+def plugins(name: str | None, wide: bool) -> None:
+    """List every component: name, kind, source package and whether it can run here.
+
+    With NAME: that component's config keys, their defaults and what each does."""
+    width = None if wide else console.width
+    if name is None:
+        print_table(console, _components_table(registry().all(), width))
+        return
+    found = [item for item in registry().all() if item.cls.name == name]
+    if not found:
+        near = describe.close_matches(name, (item.cls.name for item in registry().all()))
+        names = sorted({item.cls.name for item in registry().all()})
+        hint = f"did you mean: {', '.join(near)}?" if near else f"known: {', '.join(names)}"
+        raise ConfigError(f"no component named '{name}' ({hint})")
+    for item in found:
+        about = describe.describe(item.cls)
+        available, where = _availability(item)
+        state = f"available here ({where})" if available == "yes" else f"unavailable: {where}"
+        console.print(
+            f"[bold]{escape(name)}[/]: {item.kind} from {escape(item.source)}, "
+            f"{escape(state.replace(' ()', ''))}",
+            highlight=False,
         )
-    console.print(table)
+        if about.summary:
+            console.print(escape(about.summary), highlight=False)
+        print_table(console, _keys_table(about, width))
+
+
+def _availability(item: Registered) -> tuple[str, str]:
+    """("yes" or "no", where it runs or why it cannot)."""
+    reason = item.cls.availability()
+    return ("no", reason) if reason else ("yes", item.cls.where())
+
+
+def _components_table(items: list[Registered], width: int | None) -> Table:
+    cols = [Col("name"), Col("kind"), Col("source", priority=4), Col("available")]
+    rows = [[i.cls.name, i.kind, i.source, *_availability(i)] for i in items]
+    return fitted_table("mrlbench components", [*cols, Col("where / reason")], rows, width)
+
+
+def _keys_table(about: describe.Description, width: int | None) -> Table:
+    """A component's config keys: default, type and description, a row each."""
+    rows = [
+        [k.name, "required" if k.required else k.default, k.type, k.description] for k in about.keys
+    ]
+    if about.open_ended:
+        rows.append(["...", "", "", "any other key is passed on as is"])
+    cols = [Col("key"), Col("default"), Col("type", priority=4), Col("description")]
+    return fitted_table("", cols, rows, width)
 
 
 def _preparse_plugins_dir(argv: list[str]) -> str | None:

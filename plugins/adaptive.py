@@ -11,6 +11,15 @@ from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
 
 
 class Adaptive(Strategy):
+    """Adaptive retrieval: a k-NN shortlist at a small prefix, reranked at a large one.
+
+    Args:
+        shortlist_dim: Prefix size of the first k-NN search.
+        rerank_dim: Prefix size the shortlist is re-ordered at (larger than
+            ``shortlist_dim``).
+        shortlist: Candidates kept from the first search, all reranked.
+    """
+
     name = "adaptive"
 
     def __init__(self, shortlist_dim: int = 16, rerank_dim: int = 2048, shortlist: int = 200):

@@ -18,6 +18,16 @@ class ArraysEncoder(Encoder):
     ``config`` is one array set whose prefixes give every dim (MRL); ``configs`` maps a
     dim to its own array set (fixed-feature models, one per size), e.g.
     ``configs = {8 = "mrl0_e0_ff8", 2048 = "mrl0_e0_ff2048"}``.
+
+    Args:
+        path: Folder of the arrays (the reference inference script's output).
+        dataset: Database dataset in the file names: ``1K``, ``4K``, ``FMNIST``, ...
+        config: One array set for every dim, e.g. ``mrl1_e0_ff2048`` (or ``configs``).
+        configs: Dim -> array set, one model per size (or ``config``).
+        dims: Prefix sizes offered (default: 8, 16, ... up to the width, or the
+            ``configs`` dims).
+        query_dataset: Query set searched against the database, e.g. ``V2`` (default:
+            ``dataset``'s own ``val`` split).
     """
 
     name = "arrays"

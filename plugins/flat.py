@@ -12,10 +12,17 @@ from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
 
 
 class Flat(Strategy):
-    """``dims`` defaults to every dim the encoder offers. ``k`` (list length searched)
+    """Single-shot k-NN at each prefix size: one leaderboard row per dim.
+
+    ``dims`` defaults to every dim the encoder offers. ``k`` (list length searched)
     defaults to the run's longest metric cut-off, so a row is timed for exactly the
     neighbours it is scored on; a ``k`` set here (the reference searched 2048) is that
-    row's own, shown in its label and its time."""
+    row's own, shown in its label and its time.
+
+    Args:
+        dims: Prefix sizes, one row each (default: every dim the encoder offers).
+        k: Neighbours searched per query (default: the run's longest cut-off).
+    """
 
     name = "flat"
 

@@ -14,6 +14,17 @@ from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
 
 
 class Funnel(Strategy):
+    """Funnel retrieval: a shortlist at a small prefix, reranked in a cascade of growing
+    dims and shrinking shortlists.
+
+    Args:
+        shortlist_dim: Prefix size of the first k-NN search.
+        rerank_dims: Prefix size of each rerank stage, increasing (default: 16, 32, 64,
+            128, 2048).
+        shortlists: Candidates each stage re-orders, not growing; the first is the
+            search's length, the last the neighbours kept (default: 200, 100, 50, 25, 10).
+    """
+
     name = "funnel"
 
     def __init__(

@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from mrlbench import metrics as metric_defs
 from mrlbench import neighbors
 from mrlbench.arrays import CONFIG_RE, find_array, load_embeddings, load_labels
-from mrlbench.console import console, emit_json, int_list, stderr
+from mrlbench.console import Col, console, emit_json, fitted_table, int_list, print_table, stderr
 from mrlbench.context import GivenShortlist
 from mrlbench.errors import ConfigError, DataError
 from mrlbench.hookspecs import hookimpl
@@ -163,14 +162,12 @@ def mrlbench_register_commands(cli: click.Group) -> None:
                     "build_seconds": build_s,
                 }
             )
-        summary = Table(title="search")
-        for col in ("dim", "output", "seconds", "build_seconds"):
-            summary.add_column(col)
-        for r in results:
-            summary.add_row(
-                str(r["dim"]), r["output"], f"{r['seconds']:.4g}", f"{r['build_seconds']:.4g}"
-            )
-        console.print(summary)
+        cols = [Col("dim", True), Col("output"), Col("seconds", True), Col("build_seconds", True)]
+        rows = [
+            [str(r["dim"]), r["output"], f"{r['seconds']:.4g}", f"{r['build_seconds']:.4g}"]
+            for r in results
+        ]
+        print_table(console, fitted_table("search", cols, rows, console.width))
         if as_json:
             click.echo(json.dumps({"results": results}))
 
@@ -284,7 +281,13 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         type=click.Path(),
         help="Neighbours file (.npy or reference .csv).",
     )
-    @click.option("--ks", callback=int_list, default="10,25,50,100", show_default=True)
+    @click.option(
+        "--ks",
+        callback=int_list,
+        default="10,25,50,100",
+        show_default=True,
+        help="Metric cut-offs k, comma-separated.",
+    )
     @click.option(
         "--metrics",
         "mode",
@@ -294,7 +297,10 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         help="mrl-paper: the reference notebook exactly.",
     )
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary last.")
-    def metrics(arrays, dataset, config, query_dataset, nn_file, ks, mode, as_json):
+    @click.option(
+        "--wide", is_flag=True, help="The table at full width (lines may outgrow the terminal)."
+    )
+    def metrics(arrays, dataset, config, query_dataset, nn_file, ks, mode, as_json, wide):
         """mAP@k, precision@k, recall@k, top-k accuracy and top-1 (compute_metrics)."""
         folder = Path(arrays)
         dataset = dataset_of(dataset, nn_file)
@@ -304,11 +310,9 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         start = time.perf_counter()
         values = metric_defs.compute(ids, yb, yq, ks, mode)
         seconds = time.perf_counter() - start
-        table = Table(title=f"metrics ({mode}): {Path(nn_file).name}")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for key, value in values.items():
-            table.add_row(key, "" if math.isnan(value) else f"{value:.6f}")
-        console.print(table)
+        rows = [[key, "" if math.isnan(value) else f"{value:.6f}"] for key, value in values.items()]
+        title = f"metrics ({mode}): {Path(nn_file).name}"
+        width = None if wide else console.width
+        print_table(console, fitted_table(title, [Col("metric"), Col("value", True)], rows, width))
         if as_json:
             emit_json({**values, "seconds": seconds})

@@ -109,6 +109,21 @@ def write_synthetic(
 
 
 class SyntheticEncoder(Encoder):
+    """Seeded Matryoshka-like vectors (class centres whose later dims matter less), for
+    trying things without data.
+
+    Args:
+        n_database: Database rows.
+        n_queries: Query rows.
+        dim: Width of the vectors.
+        classes: Number of classes (labels).
+        seed: Random seed: the same seed gives the same arrays.
+        decay: How fast the dims' scale falls (dim i scaled by i ** -decay): larger makes
+            short prefixes carry more of the signal.
+        noise: Scale of the per-row noise around the class centres.
+        dims: Prefix sizes offered (default: 8, 16, ... up to ``dim``).
+    """
+
     name = "synthetic"
 
     def __init__(

@@ -19,6 +19,15 @@ DEFAULT_EF_SEARCH = 64  # the same default for configs and `mrlbench search --ef
 
 
 class FaissHNSW(FaissBackend):
+    """Approximate search over an HNSW graph (``IndexHNSWFlat``, CPU); its cost is the
+    measured number of distance computations.
+
+    Args:
+        M: Graph neighbours per node (the index file's ``hnswM`` name).
+        ef_construction: Beam width while the graph is built (index cached per value).
+        ef_search: Beam width while searching; widened to ``k`` when smaller.
+    """
+
     name = "faiss-hnsw"
 
     def __init__(

@@ -97,7 +97,7 @@ def source_options(fn):
             show_default=True,
             help="auto, fp32, bf16 or fp16 (autocast).",
         ),
-        click.option("--batch-size", default=256, show_default=True),
+        click.option("--batch-size", default=256, show_default=True, help="Images per batch."),
         click.option(
             "--workers",
             default=None,
@@ -113,15 +113,31 @@ def source_options(fn):
 @hookimpl
 def mrlbench_register_commands(cli: click.Group) -> None:
     @cli.command()
-    @click.option("--model", "kind", type=click.Choice(["mrl", "mrl_e", "ff"]), required=True)
-    @click.option("--checkpoint", type=click.Path(), required=True)
+    @click.option(
+        "--model",
+        "kind",
+        type=click.Choice(["mrl", "mrl_e", "ff"]),
+        required=True,
+        help="The checkpoint's head: mrl, mrl_e (MRL-E) or ff (fixed-feature).",
+    )
+    @click.option(
+        "--checkpoint",
+        type=click.Path(),
+        required=True,
+        help="Model weights (.pt, the reference format or `mrlbench train`'s).",
+    )
     @click.option(
         "--rep-size",
         type=int,
         default=None,
         help="Features to write (default: all; FF: the head's size).",
     )
-    @click.option("--arch", default="resnet50", show_default=True)
+    @click.option(
+        "--arch",
+        default="resnet50",
+        show_default=True,
+        help="Network the checkpoint is for: resnet18/34/50/101, resnet-narrow, resnet-narrow-s2.",
+    )
     @source_options
     @click.option("--dataset", "name", required=True, help="Name in the array files: 1K, V2, ...")
     @click.option("--out", required=True, type=click.Path(), help="Arrays folder.")
@@ -131,7 +147,7 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         default=None,
         help="Keep N rows per split, drawn without replacement (seeded).",
     )
-    @click.option("--seed", default=0, show_default=True)
+    @click.option("--seed", default=0, show_default=True, help="Seed of --random-sample.")
     @click.option(
         "--skip-bad-images",
         is_flag=True,
@@ -178,8 +194,20 @@ def mrlbench_register_commands(cli: click.Group) -> None:
             console.print(f"{which}: {path}", highlight=False)
 
     @cli.command()
-    @click.option("--model", "kind", type=click.Choice(["mrl", "mrl_e", "ff"]), required=True)
-    @click.option("--arch", default="resnet-narrow", show_default=True)
+    @click.option(
+        "--model",
+        "kind",
+        type=click.Choice(["mrl", "mrl_e", "ff"]),
+        required=True,
+        help="mrl (one loss per nesting dim), mrl_e (weight-tied heads) or ff "
+        "(fixed-feature, one size: --rep-size).",
+    )
+    @click.option(
+        "--arch",
+        default="resnet-narrow",
+        show_default=True,
+        help="Network: resnet18/34/50/101, resnet-narrow, resnet-narrow-s2.",
+    )
     @click.option("--rep-size", type=int, default=None, help="FF: the size of the model.")
     @click.option(
         "--nesting",
@@ -194,9 +222,11 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         help="Loss weight per nesting dim, e.g. 1,1,1,2.",
     )
     @source_options
-    @click.option("--epochs", default=1, show_default=True)
+    @click.option("--epochs", default=1, show_default=True, help="Passes over the database split.")
     @click.option("--lr", default=0.2, show_default=True, help="Peak one-cycle learning rate.")
-    @click.option("--seed", default=0, show_default=True)
+    @click.option(
+        "--seed", default=0, show_default=True, help="Seed of the weights and the batch order."
+    )
     @click.option("--limit", type=int, default=None, help="Train on the first N images only.")
     @click.option("--out", required=True, type=click.Path(), help="Checkpoint file (.pt).")
     def train(

@@ -38,6 +38,13 @@ def _folders_exist(folders: dict[str, str | None]) -> None:
 
 
 class ImageFolderDataset(Dataset):
+    """Images in torchvision's ImageFolder layout: one folder per class, sorted.
+
+    Args:
+        database: Folder of the database images (e.g. ImageNet-1K train).
+        queries: Folder of the query images (e.g. ImageNet-1K val).
+    """
+
     name = "image-folder"
     paths = ("database", "queries")
 
@@ -57,7 +64,12 @@ class ImageFolderDataset(Dataset):
 
 
 class ImageNetV2(Dataset):
-    """ImageNetV2 queries (folders named by class index) against an ImageNet-1K database."""
+    """ImageNetV2 queries (folders named by class index) against an ImageNet-1K database.
+
+    Args:
+        queries: ImageNetV2 folder (``matched-frequency``: folders ``0`` .. ``999``).
+        database: ImageNet-1K train folder (required to encode the database).
+    """
 
     name = "imagenetv2"
     paths = ("database", "queries")
@@ -81,7 +93,14 @@ class ImageNetV2(Dataset):
 
 
 class FashionMNIST(Dataset):
-    """Train (60,000) is the database, test (10,000) the queries."""
+    """Fashion-MNIST: train (60,000) is the database, test (10,000) the queries.
+
+    Args:
+        root: Folder of the IDX ``.gz`` files (default: Debian's package, else the cache
+            folder; fetched and verified when missing).
+        limit_database: Use the first N training images only.
+        limit_queries: Use the first N test images only.
+    """
 
     name = "fashion-mnist"
     paths = ("root",)

@@ -48,7 +48,26 @@ def dataset_identity(dataset: Dataset) -> tuple[str, dict[str, Any]]:
 
 
 class ImageEncoder(Encoder):
-    """Shared by the two encoders: dataset, cache, training and encoding."""
+    """Shared by the two encoders: dataset, cache, training and encoding.
+
+    Args:
+        dataset: Dataset plugin, ``"name"`` or ``{ plugin = "name", ... }``.
+        arch: Network: ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``,
+            ``resnet-narrow`` or ``resnet-narrow-s2``.
+        dataset_name: Name in the array files (default: the plugin's; ``FMNIST`` for
+            Fashion-MNIST).
+        transform: ``imagenet`` (Resize 256, CenterCrop 224) or ``small`` (default:
+            ``small`` for Fashion-MNIST, else ``imagenet``).
+        image_size: Side of the ``small`` transform's images.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: Autocast precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        batch_size: Images per encoding batch.
+        workers: DataLoader workers (default: the cores but one, at most 4).
+        cache: Cache folder for trained models and arrays (default: ``$MRLBENCH_CACHE``
+            or ``~/.cache/mrlbench``).
+        train: Training without a checkpoint: ``{ epochs, lr, batch_size, seed,
+            relative_importance, limit, nesting }``.
+    """
 
     components: ClassVar[Mapping[str, str]] = {"dataset": "dataset"}  # made by the registry
     paths = ("cache",)
@@ -206,6 +225,15 @@ class ImageEncoder(Encoder):
 
 
 class ResNetMRL(ImageEncoder):
+    """One Matryoshka (MRL or MRL-E) ResNet: every dim is a prefix of its embedding.
+
+    Args:
+        checkpoint: Model weights (reference format); without one, a model is trained
+            with ``train`` and cached.
+        kind: ``mrl`` or ``mrl_e`` (MRL-E: the heads share one weight matrix).
+        dims: Prefix sizes offered (default: 8, 16, ... up to the embedding width).
+    """
+
     name = "resnet50-mrl"
     paths = ("cache", "checkpoint")
 
@@ -246,6 +274,15 @@ class ResNetMRL(ImageEncoder):
 
 
 class ResNetFF(ImageEncoder):
+    """The fixed-feature baseline: one ResNet per size, each size's features its dim's
+    embedding (or, with ``truncate``, one model's prefixes).
+
+    Args:
+        checkpoints: Dim -> model weights, e.g. ``{ 8 = "ff8.pt", 2048 = "ff2048.pt" }``.
+        sizes: Sizes to train (with ``train``) when there are no checkpoints.
+        truncate: One model, cut to each dim (what truncation gives without MRL).
+    """
+
     name = "resnet50-ff"
     paths = ("cache", "checkpoints")
 
