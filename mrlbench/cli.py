@@ -25,6 +25,7 @@ from mrlbench.console import (
 from mrlbench.demo import DEFAULT_CONFIG, QUICK_CONFIG
 from mrlbench.errors import ConfigError, MrlbenchError
 from mrlbench.leaderboard import LATENCY
+from mrlbench.leaderboard import headline as lb_headline
 from mrlbench.plugins import PLUGINS_DIR_ENV, Registered, load, pm, registry
 from mrlbench.types import Observer
 
@@ -43,7 +44,7 @@ def cli(plugins_dir: str | None, debug: bool) -> None:
 
 
 class RichObserver(Observer):
-    def __init__(self, progress: Progress, cells: int) -> None:
+    def __init__(self, progress: Progress, cells: int | None) -> None:
         self.progress = progress
         self.cells = progress.add_task("cells", total=cells)
         self.current = progress.add_task("", total=1)
@@ -168,6 +169,80 @@ def compare_command(
     if bad:
         console.print(f"[bold red]{len(bad)} regression(s)[/]")
         raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("config_file", metavar="CONFIG.toml", type=click.Path())
+@click.option(
+    "--budget-mflops",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The most MFLOPs per query the best setting may cost.",
+)
+@click.option(
+    "--budget-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The most median milliseconds per query (one at a time) it may take.",
+)
+@click.option("--out", type=click.Path(), help="Output folder (overrides [run] out).")
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Queries (a seeded sample) every candidate setting is tried on.",
+)
+@click.option("--encoder", help="The config's encoder to tune for (default: the first).")
+@click.option("--backend", help="The config's backend to tune for (default: the first).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads for every stage (overrides [run] threads).",
+)
+def tune(
+    config_file: str,
+    budget_mflops: float | None,
+    budget_ms: float | None,
+    out: str | None,
+    sample: int,
+    encoder: str | None,
+    backend: str | None,
+    threads: int | None,
+) -> None:
+    """Search adaptive and funnel settings within a budget: tune.csv, pareto.png, best.toml.
+
+    Candidates are pruned with the cost model, tried on a seeded sample of the queries,
+    and the Pareto front (accuracy against MFLOPs and against latency) is run again on
+    every query. Resumable: a rerun reuses finished work."""
+    from mrlbench import tune as tuning
+
+    if budget_mflops is None and budget_ms is None:
+        raise click.UsageError("give --budget-mflops X or --budget-ms Y (or both)")
+    raw = config.read_toml(config_file)
+    cfg = config.build(raw, registry(), out, threads, Path(config_file).parent)
+    preflight.check(cfg)
+    with progress_bar() as progress:
+        observer = RichObserver(progress, None)  # two runs, sizes known as they start
+        found = tuning.run(
+            cfg, registry(), budget_mflops, budget_ms, sample, encoder, backend, observer
+        )
+    best = found.best
+    if best is None:
+        console.print("no setting on the front fits the budget", highlight=False)
+    else:
+        metric = lb_headline(cfg.ks)
+        console.print(
+            f"best within budget: {escape(best.strategy)}: {metric} {best.value(metric):.4f}, "
+            f"{best.mflops_per_query:.4g} MFLOPs/query, p50 {best.latency_ms_p50 or 0:.3g} ms",
+            highlight=False,
+        )
+    console.print(
+        f"{len(found.front)} front settings of {len(found.sample)} tried; "
+        f"written to {found.out}/tune.csv, pareto.png and best.toml",
+        highlight=False,
+    )
 
 
 @cli.command()

@@ -3,7 +3,8 @@
 The default tells the MRL story on real images, offline: Fashion-MNIST (60,000 training
 images as the database, 10,000 test images as queries), an MRL model and fixed-feature
 models at every size, trained by mrlbench's own trainer on first use and cached, exact
-and HNSW search, single-shot (flat) retrieval at every dim, adaptive and funnel retrieval.
+and HNSW search, rigid IVF and AdANNS-IVF (coarse quantiser at 8 dims), single-shot
+(flat) retrieval at every dim, adaptive and funnel retrieval.
 ``--quick`` is the same on a documented subset, for CI.
 """
 
@@ -43,6 +44,19 @@ plugin = "faiss-hnsw"
 M = 32
 ef_search = 64
 
+[[backends]]
+plugin = "faiss-ivf"            # rigid IVF: lists made and searched at the search dim
+name = "ivf"
+nlist = {nlist}
+nprobe = 4
+
+[[backends]]
+plugin = "faiss-ivf"            # AdANNS-IVF: lists made at 8 dims, searched at each dim
+name = "adanns-ivf"
+nlist = {nlist}
+nprobe = 4
+coarse_dim = 8
+
 [[strategies]]
 plugin = "flat"                 # every dim of each encoder, k = max(ks)
 
@@ -68,7 +82,7 @@ DEFAULT_CONFIG = """\
 out = "results/demo"
 ks = [10, 25, 50, 100]
 metrics = "standard"
-""" + _MODELS.format(limits="", epochs=1, limit="", weights=_MEAN)
+""" + _MODELS.format(limits="", epochs=1, limit="", weights=_MEAN, nlist=256)
 
 QUICK_CONFIG = """\
 # mrlbench --quick: the built-in demo on a subset (6,000 database and 1,000 query images,
@@ -82,4 +96,5 @@ metrics = "standard"
     epochs=1,
     limit="",
     weights=_MEAN,
+    nlist=64,  # about sqrt(6,000): FAISS wants at least 39 training points per list
 )
