@@ -13,7 +13,7 @@ from typing import Any
 from mrlbench.errors import ConfigError
 from mrlbench.metrics import MODES
 from mrlbench.plugins import Registry, absolute
-from mrlbench.types import Backend, Component, Encoder, Strategy
+from mrlbench.types import Backend, Component, Encoder, Executor, Strategy
 
 RUN_DEFAULTS: dict[str, Any] = {
     "out": "results/run",
@@ -25,6 +25,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "threads": 0,  # threads for FAISS, BLAS, torch and reranks; 0: every core
     "latency_queries": 500,  # the seeded sample timed one query at a time
     "keep_neighbors": 0,  # neighbours kept per query in neighbors/; 0: the longest k scored
+    "executor": "local",  # what runs the cells: a registered executor ("local", "ray", ...)
+    "ray_address": "",  # the Ray cluster; empty: $RAY_ADDRESS, else a local Ray for the run
 }
 SECTIONS = {"encoders": "encoder", "backends": "backend", "strategies": "strategy"}
 
@@ -50,6 +52,8 @@ class RunConfig:
     threads: int
     latency_queries: int
     keep_neighbors: int
+    executor: Spec | None = None  # None: the local executor
+    ray_address: str = ""
     encoders: list[Spec] = field(default_factory=list)
     backends: list[Spec] = field(default_factory=list)
     strategies: list[Spec] = field(default_factory=list)
@@ -70,6 +74,8 @@ class RunConfig:
             "threads": self.threads,
             "latency_queries": self.latency_queries,
             "keep_neighbors": self.keep_neighbors,
+            "executor": executor_value(self.executor),
+            "ray_address": self.ray_address,
         }
         return {
             "run": run,
@@ -135,6 +141,9 @@ def build(
         value = settings[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"[run] {key} must be an integer of at least {low}")
+    if not isinstance(settings["ray_address"], str):
+        raise ConfigError("[run] ray_address must be a string (host:port, or ray://host:port)")
+    executor = _executor(settings["executor"], registry, base)
     specs: dict[str, list[Spec]] = {}
     for section, kind in SECTIONS.items():
         tables = raw.get(section, [])
@@ -170,8 +179,34 @@ def build(
         threads=settings["threads"] or os.cpu_count() or 1,
         latency_queries=settings["latency_queries"],
         keep_neighbors=settings["keep_neighbors"] or max(ks),
+        executor=executor,
+        ray_address=settings["ray_address"],
         **specs,
     )
+
+
+def _executor(value: Any, registry: Registry, base: Path | None) -> Spec:
+    """``[run] executor``: a registered executor's name, or a table ``{ plugin = "name",
+    ... }`` whose other keys are its arguments."""
+    if isinstance(value, str):
+        value = {"plugin": value}
+    if not isinstance(value, dict):
+        raise ConfigError('[run] executor must be "name" or { plugin = "name", ... }')
+    try:
+        label, component = registry.create("executor", value, base)
+    except ConfigError as exc:
+        raise ConfigError(f"[run] executor: {exc}") from None
+    if not isinstance(component, Executor):
+        raise ConfigError(f"[run] executor: {label} is not an Executor")
+    return Spec(label, component, dict(component.table))
+
+
+def executor_value(spec: Spec | None) -> Any:
+    """``[run] executor`` as written back: the name, or the table when it has arguments."""
+    if spec is None:
+        return "local"
+    table = dict(spec.table)
+    return table["plugin"] if list(table) == ["plugin"] else table
 
 
 def _check_unique(specs: list[Spec], section: str) -> None:

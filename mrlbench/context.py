@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from mrlbench.cost import search_mflops
 from mrlbench.errors import DataError, MrlbenchError, WriteError
 from mrlbench.index_cache import index_path, load_or_build
 from mrlbench.rerank import rerank
-from mrlbench.resume import MISSING, cached, remember
+from mrlbench.resume import MISSING, cached
 from mrlbench.search import (
     LATENCY_BUDGET_S,
     LATENCY_MIN_QUERIES,
@@ -28,6 +29,7 @@ from mrlbench.search import (
     relative_spread,
     search_dim,
 )
+from mrlbench.sink import Direct
 from mrlbench.store import digest, scan
 from mrlbench.truth import ground_truth
 from mrlbench.types import (
@@ -43,10 +45,14 @@ from mrlbench.vectors import prefix
 
 
 class Context:
-    """Searches and reranks for one (encoder, backend) pair."""
+    """Searches and reranks for one (encoder, backend) pair. Its files go to ``sink``
+    (``mrlbench.sink``: written at once by default; recorded on a worker)."""
 
-    def __init__(self, cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> None:
+    def __init__(
+        self, cfg: RunConfig, enc: Spec, be: Spec, observer: Observer, sink: Any = None
+    ) -> None:
         self.cfg, self.enc, self.be, self.observer = cfg, enc, be, observer
+        self.sink = sink or Direct()
         self.encoder: Encoder = enc.component  # type: ignore[assignment]
         self.backend: Backend = be.component  # type: ignore[assignment]
         self.queries = enc.queries  # a seeded sample of this many queries, or None
@@ -136,7 +142,7 @@ class Context:
         if ids.shape[1] < k:  # cut to [run] keep_neighbors: this search runs again
             return False
         if self.cfg.csv and not stem.with_name(stem.name + ".csv").is_file():
-            neighbors.save(stem, ids, csv=True)
+            self.sink.save_neighbors(stem, ids, csv=True)
         self._keep(dim, k, ids, done, str(npy.relative_to(self.cfg.out)))
         return True
 
@@ -168,6 +174,7 @@ class Context:
                 self.observer.advance,
                 lambda k: self.observer.begin(f"{label}: search {dim}d k={k}", 1),
                 self.sample,
+                self.sink,
             )
         except WriteError:
             raise
@@ -183,12 +190,13 @@ class Context:
                 "build_seconds": build_s,
                 "device": self.backend.device,
                 "query_seconds": result.query_seconds.tolist(),
+                **result.report,  # a sharded index: each shard's rows and seconds
             }
             stem = self._stem(dim, k)
             kept = result.ids[:, : self.cfg.keep_neighbors]
-            npy = neighbors.save(stem, kept, csv=self.cfg.csv)
-            remember(stem.with_name(stem.name + ".json"), self._key(dim, k), done)
-            ids = result.ids if kept.shape[1] < k else neighbors.load(npy)  # memory-mapped
+            npy = self.sink.save_neighbors(stem, kept, csv=self.cfg.csv)
+            self.sink.remember(stem.with_name(stem.name + ".json"), self._key(dim, k), done)
+            ids = result.ids if kept.shape[1] < k else self.sink.stored(npy, kept)  # mapped
             self._keep(dim, k, ids, done, str(npy.relative_to(self.cfg.out)))
 
     def truth(self, dim: int) -> np.ndarray:

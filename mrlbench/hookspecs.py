@@ -49,6 +49,15 @@ def mrlbench_register_datasets(register: Callable[[type], None]) -> None:
 
 
 @hookspec
+def mrlbench_register_executors(register: Callable[[type], None]) -> None:
+    """Register executor classes (subclasses of ``mrlbench.types.Executor``): what runs a
+    run's cells (``[run] executor = "NAME"``; built in: ``local`` and ``ray``).
+
+    :param register: call ``register(ExecutorClass)`` once per executor.
+    """
+
+
+@hookspec
 def mrlbench_register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``mrlbench`` command line.
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mrlbench.resume import MISSING, cached, remember
-from mrlbench.store import atomic_path
+from mrlbench.resume import MISSING, cached
+from mrlbench.sink import Direct
 from mrlbench.types import Backend, Embeddings
 from mrlbench.vectors import PrefixBlocks
 
@@ -27,10 +27,13 @@ def load_or_build(
     dim: int,
     path: Path | None,
     on_chunk: Callable[[int], None] | None = None,
+    sink: Any = None,
 ) -> tuple[Any, float]:
     """The index over the normalised ``dim``-prefix of ``emb.database`` and the seconds
     its build took (recorded with a cached index). ``path=None`` disables the cache, as
-    does a backend that is not ``cached`` (nothing costly to keep)."""
+    does a backend that is not ``cached`` (nothing costly to keep). A new index file
+    goes to ``sink`` (``mrlbench.sink``; default: written at once)."""
+    sink = sink or Direct()
     if not backend.cached:
         path = None
     meta = {
@@ -56,7 +59,6 @@ def load_or_build(
     index = backend.build(PrefixBlocks(emb.database, dim, on_block=on_chunk), dim)
     seconds = time.perf_counter() - start
     if path is not None:
-        with atomic_path(path) as tmp:
-            backend.write(index, str(tmp))
-        remember(meta_path, meta, {"build_seconds": seconds})
+        sink.index(path, lambda tmp: backend.write(index, tmp))
+        sink.remember(meta_path, meta, {"build_seconds": seconds})
     return index, seconds

@@ -14,7 +14,7 @@ import pluggy
 
 from mrlbench import hookspecs
 from mrlbench.errors import ConfigError
-from mrlbench.types import Backend, Component, Dataset, Encoder, Strategy
+from mrlbench.types import Backend, Component, Dataset, Encoder, Executor, Strategy
 
 PLUGINS_DIR_ENV = "MRLBENCH_PLUGINS_DIR"
 BLOCK_ENV = "MRLBENCH_BLOCK_PLUGINS"  # comma-separated plugin (entry point) names to skip
@@ -24,12 +24,14 @@ KINDS: dict[str, type[Component]] = {
     "backend": Backend,
     "strategy": Strategy,
     "dataset": Dataset,
+    "executor": Executor,
 }
 _HOOKS = {
     "encoder": "mrlbench_register_encoders",
     "backend": "mrlbench_register_backends",
     "strategy": "mrlbench_register_strategies",
     "dataset": "mrlbench_register_datasets",
+    "executor": "mrlbench_register_executors",
 }
 
 
@@ -183,7 +185,7 @@ def check_arguments(cls: type, table: Mapping[str, Any], what: str) -> None:
 # The one plugin manager of the process (as llm and datasette keep theirs).
 pm = pluggy.PluginManager("mrlbench")
 pm.add_hookspecs(hookspecs)
-_loaded: dict[str, Any] = {"entry_points": False, "registry": None}
+_loaded: dict[str, Any] = {"entry_points": False, "registry": None, "dirs": []}
 
 
 def load(plugins_dir: str | os.PathLike[str] | None = None) -> Registry:
@@ -199,8 +201,16 @@ def load(plugins_dir: str | os.PathLike[str] | None = None) -> Registry:
     folder = plugins_dir or os.environ.get(PLUGINS_DIR_ENV)
     if folder:
         _load_folder(Path(folder))
+        if str(Path(folder).resolve()) not in _loaded["dirs"]:
+            _loaded["dirs"].append(str(Path(folder).resolve()))
     _loaded["registry"] = build_registry(pm)
     return _loaded["registry"]
+
+
+def loaded_dirs() -> list[str]:
+    """The plugin folders loaded in this process (absolute), for an executor to load
+    the same one-file plugins on its workers."""
+    return list(_loaded["dirs"])
 
 
 def registry() -> Registry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Searched:
     spread: float  # relative spread of the repeats (batch, and one-query medians)
     mflops_per_query: float
     query_seconds: np.ndarray  # one query at a time (best of the repeats), first queries
+    report: dict[str, Any] = field(default_factory=dict)  # the backend's index_report
 
 
 def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[Any, Timed]:
@@ -113,13 +114,15 @@ def search_dim(
     on_chunk: Callable[[int], None] | None = None,
     on_search: Callable[[int], None] | None = None,
     latency_sample: Sequence[int] = (),
+    sink: Any = None,
 ) -> tuple[dict[int, Searched], float]:
     """Search every ``k`` at prefix size ``dim`` with one index; ({k: Searched}, build s).
 
     Each search is warmed up, then timed with every query at once (best of ``repeats``)
-    and one query at a time on ``latency_sample`` (prefix normalisation included)."""
+    and one query at a time on ``latency_sample`` (prefix normalisation included). A
+    new index file goes to ``sink`` (``mrlbench.sink``)."""
     check_request(emb, dim, ks, backend)
-    index, build_seconds = load_or_build(backend, emb, dim, cache, on_chunk)
+    index, build_seconds = load_or_build(backend, emb, dim, cache, on_chunk, sink)
     queries = prefix(emb.queries, dim)
     found = {}
     for k in ks:
@@ -127,6 +130,7 @@ def search_dim(
             on_search(k)
         backend.search(index, queries[:8], k)  # untimed warm-up (threads, caches)
         (ids, per_query), timed = best_of(repeats, lambda k=k: backend.search(index, queries, k))
+        report = backend.index_report(index)  # right after the batch searches
         single, single_spread = one_at_a_time(
             latency_sample,
             lambda q, k=k: backend.search(index, prefix(emb.queries[q : q + 1], dim), k),
@@ -138,5 +142,6 @@ def search_dim(
             max(timed.spread, single_spread),
             search_mflops(per_query, dim),
             single,
+            report,
         )
     return found, build_seconds  # the index is freed on return: one in memory at a time

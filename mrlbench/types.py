@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -174,14 +174,33 @@ class Encoder(Component):
         return 1
 
 
+class Placement:
+    """Where the shards of a sharded index live (``Backend.placement``, set by the runner
+    from its executor). This default keeps them in this process and calls them one
+    after the other; an executor that runs elsewhere (the Ray executor: one actor per
+    shard) returns its own. ``remote``: whether shard arguments cross processes."""
+
+    remote: ClassVar[bool] = False
+
+    def start(self, cls: type, args: Sequence[tuple], gpu: bool = False) -> list[Any]:
+        """One shard ``cls(*a)`` per entry of ``args``; their handles, in order."""
+        return [cls(*a) for a in args]
+
+    def call(self, handles: Sequence[Any], method: str, args: Sequence[tuple]) -> list[Any]:
+        """``handle.method(*a)`` of each shard with its own arguments; the results in order."""
+        return [getattr(h, method)(*a) for h, a in zip(handles, args, strict=True)]
+
+
 class Backend(Component):
     """Builds an index over normalised prefixes and searches it.
 
     ``cached``: whether an index is worth writing to the index cache (HNSW, IVF, PQ);
-    an exact backend that searches the streamed prefixes as they are sets it False."""
+    an exact backend that searches the streamed prefixes as they are sets it False.
+    ``placement``: where a sharded index keeps its shards (the runner sets it)."""
 
     kind = "backend"
     cached: ClassVar[bool] = True
+    placement: Placement = Placement()
 
     @property
     @abstractmethod
@@ -212,6 +231,18 @@ class Backend(Component):
         """Raise a ``MrlbenchError`` before any build when a search of ``k`` neighbours
         at ``dim`` cannot run (e.g. a GPU k-selection limit)."""
         return None
+
+    @property
+    def wants_gpu(self) -> bool | None:
+        """Whether its work needs a GPU: ``True`` (it must have one), ``None`` (it uses one
+        where there is one: ``device = "auto"``) or ``False`` (CPU only). An executor
+        that places work (Ray) asks for a GPU from it."""
+        return False
+
+    def index_report(self, index: Any) -> dict[str, Any]:
+        """Facts about a built index worth keeping with its search (a sharded index:
+        each shard's rows, build and search seconds); recorded in the search's sidecar."""
+        return {}
 
     @abstractmethod
     def build(self, chunks: Iterable[np.ndarray], dim: int) -> Any:
@@ -251,6 +282,56 @@ class Strategy(Component):
         """The prefix sizes this strategy names itself (searched or reranked at), checked
         against every encoder before a run starts; ``[]``: only the encoder's own dims."""
         return []
+
+
+class WorkUnit(Protocol):
+    """What an executor runs: one encoder x backend pair of a run with its cells (the
+    strategies' searches shared). The runner makes them; an executor either runs a unit
+    here (``run_here``) or sends ``prepare()``'s task elsewhere and hands back what it
+    returned (``finish``). Files of the run directory are written in this process."""
+
+    label: str  # "encoder/backend"
+
+    def run_here(self) -> None:
+        """Compute every cell and write its files, in this process."""
+        ...
+
+    def prepare(self) -> tuple[Callable[[Any], Any], Any] | None:
+        """Decide here which cells are finished (resume); ``None`` when none is left to
+        compute, else the task: a picklable function and its picklable argument, whose
+        result ``finish`` takes. The function writes nothing of the run directory."""
+        ...
+
+    def resources(self) -> dict[str, Any]:
+        """What the task needs: ``cpus`` (the run's threads) and ``gpu`` (the backend's
+        ``wants_gpu``; ``False`` when its shards hold the GPUs)."""
+        ...
+
+    def finish(self, outcome: Any) -> None:
+        """Take the task's result: write its files and keep its rows."""
+        ...
+
+    def fail(self, error: str) -> None:
+        """The task could not run (its worker died past every retry): every cell it
+        had left is a failed row with ``error``."""
+        ...
+
+
+class Executor(Component):
+    """Runs the work units of a run (``[run] executor = "local" | "ray" | ...``): in this
+    process one after the other, or on other processes and machines. Rows, resume and
+    the run directory are the runner's, the same under every executor."""
+
+    kind = "executor"
+
+    @abstractmethod
+    def run(self, cfg: Any, units: Sequence[WorkUnit]) -> None:
+        """Run every unit of ``cfg`` (a ``RunConfig``): ``run_here`` each, or ``prepare``
+        each here, run its task elsewhere and ``finish`` it here with the result."""
+
+    def placement(self) -> Placement:
+        """Where sharded indexes keep their shards under this executor."""
+        return Placement()
 
 
 class Dataset(Component):

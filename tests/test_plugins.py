@@ -222,11 +222,19 @@ def test_third_party_package_is_listed_and_run(installed_example, tmp_path):
     chance = next(r["mAP@10"] for r in rows if r["strategy"] == "random")
     assert chance < min(flat.values())
 
+    # a third-party executor (a process pool) gives the same leaderboard's accuracy
+    cfg.write_text('[run]\nexecutor = { plugin = "processes" }\n' + cfg.read_text())
+    done = mrlbench(installed_example, "run", cfg, "--out", tmp_path / "pool")
+    assert done.returncode == 0, done.stderr
+    pooled = json.loads((tmp_path / "pool" / "leaderboard.json").read_text())
+    accuracy = [k for k in rows[0] if k.startswith(("mAP", "top", "precision", "recall"))]
+    assert [[r[k] for k in accuracy] for r in pooled] == [[r[k] for k in accuracy] for r in rows]
+
 
 def test_every_hook_is_documented_and_exercised():
     readme = (ROOT / "README.md").read_text()
     example = (EXAMPLE / "mrlbench_example.py").read_text()
-    assert len(HOOKS) == 5
+    assert len(HOOKS) == 6
     for name in HOOKS:
         spec = getattr(hookspecs, name)
         params = ", ".join(inspect.signature(spec).parameters)

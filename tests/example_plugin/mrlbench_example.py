@@ -5,14 +5,18 @@ group. It implements every hook:
 - backend ``numpy-exact``: exact L2 search with a numpy matrix product;
 - strategy ``random``: random neighbours, the chance-level floor of every metric;
 - dataset ``stripes``: small generated grey images, one stripe orientation per class;
+- executor ``processes``: each encoder x backend pair in a worker process of a pool (the
+  pattern a cluster executor follows, on the standard library alone);
 - command ``mrlbench example-hello``.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import click
@@ -25,10 +29,12 @@ from mrlbench.types import (
     Dataset,
     Embeddings,
     Encoder,
+    Executor,
     Retrieval,
     RetrievalContext,
     SearchRequest,
     Strategy,
+    WorkUnit,
 )
 
 
@@ -119,6 +125,44 @@ class Stripes(Dataset):
                 img[offset::step, :] = 255
             items.append((img, label))
         return items
+
+
+class Processes(Executor):
+    """Each encoder x backend pair in a worker process (``[run] executor = { plugin =
+    "processes", workers = 2 }``): the driver decides what is finished, the workers
+    compute, the driver writes what they return.
+
+    Args:
+        workers: Worker processes of the pool.
+    """
+
+    name = "processes"
+
+    def __init__(self, workers: int = 2) -> None:
+        self.workers = workers
+
+    def run(self, cfg: Any, units: Sequence[WorkUnit]) -> None:
+        spawn = multiprocessing.get_context("spawn")  # fresh workers: plugins load there
+        with ProcessPoolExecutor(self.workers, mp_context=spawn) as pool:
+            futures = {}
+            for unit in units:
+                task = unit.prepare()
+                if task is not None:
+                    function, argument = task
+                    futures[pool.submit(function, argument)] = unit
+            for future in as_completed(futures):
+                unit = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as exc:
+                    unit.fail(f"{type(exc).__name__}: {exc}")
+                else:
+                    unit.finish(outcome)
+
+
+@hookimpl
+def mrlbench_register_executors(register):
+    register(Processes)
 
 
 @hookimpl

@@ -1,0 +1,94 @@
+"""Where a cell's files go. ``Direct`` writes them at once (atomically), as a run in one
+process always has; ``Recorder`` keeps the writes under the run directory as a list that
+travels back from a worker (another process or machine) and is ``replay``-ed where the
+run directory is, so that only the driver writes it. Files outside the run directory (a
+shared ``[run] index_cache``) are written by whoever makes them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mrlbench import neighbors
+from mrlbench.resume import remember
+from mrlbench.store import atomic_path, atomic_write
+
+
+class Direct:
+    """Every write at once, atomically (temp file + rename)."""
+
+    def save_neighbors(self, stem: Path, ids: np.ndarray, csv: bool) -> Path:
+        """Write ``{stem}.npy`` (and ``.csv``); returns the ``.npy`` path."""
+        return neighbors.save(stem, ids, csv=csv)
+
+    def stored(self, npy: Path, ids: np.ndarray) -> np.ndarray:
+        """The ids of a saved neighbours file, as kept from now on (memory-mapped)."""
+        return neighbors.load(npy)
+
+    def remember(self, path: Path, key: Any, value: Any) -> None:
+        """A resume sidecar (``mrlbench.resume``)."""
+        remember(path, key, value)
+
+    def index(self, path: Path, write: Callable[[str], None]) -> None:
+        """An index file, made by ``write(temporary path)``."""
+        with atomic_path(path) as tmp:
+            write(str(tmp))
+
+
+@dataclass
+class Recorder:
+    """The writes under ``out`` kept as ``ops`` (picklable) for ``replay``; the rest direct."""
+
+    out: Path
+    ops: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def _mine(self, path: Path) -> bool:
+        return Path(path).resolve().is_relative_to(Path(self.out).resolve())
+
+    def save_neighbors(self, stem: Path, ids: np.ndarray, csv: bool) -> Path:
+        self.ops.append(("neighbors", str(stem), np.ascontiguousarray(ids, dtype=np.int64), csv))
+        return stem.with_name(stem.name + ".npy")
+
+    def stored(self, npy: Path, ids: np.ndarray) -> np.ndarray:
+        return ids
+
+    def remember(self, path: Path, key: Any, value: Any) -> None:
+        if self._mine(path):
+            self.ops.append(("remember", str(path), key, value))
+        else:
+            remember(path, key, value)
+
+    def index(self, path: Path, write: Callable[[str], None]) -> None:
+        if not self._mine(path):
+            Direct().index(path, write)
+            return
+        fd, tmp = tempfile.mkstemp(suffix=".index")
+        os.close(fd)
+        try:
+            write(tmp)
+            self.ops.append(("bytes", str(path), Path(tmp).read_bytes()))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def replay(ops: list[tuple[Any, ...]]) -> None:
+    """Write what a ``Recorder`` kept, in the order it was kept."""
+    for op in ops:
+        what, path = op[0], Path(op[1])
+        if what == "neighbors":
+            neighbors.save(path, op[2], csv=op[3])
+        elif what == "remember":
+            remember(path, op[2], op[3])
+        elif what == "bytes":
+            data = op[2]
+            atomic_write(path, lambda f, data=data: f.write(data))
+        else:  # pragma: no cover - a newer worker's record
+            raise ValueError(f"unknown write {what!r}")
