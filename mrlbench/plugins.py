@@ -18,6 +18,7 @@ from mrlbench.types import Backend, Component, Dataset, Encoder, Executor, Strat
 
 PLUGINS_DIR_ENV = "MRLBENCH_PLUGINS_DIR"
 BLOCK_ENV = "MRLBENCH_BLOCK_PLUGINS"  # comma-separated plugin (entry point) names to skip
+WORKER_ENV = ("MRLBENCH_CACHE", BLOCK_ENV)  # what a worker of an executor runs with
 
 KINDS: dict[str, type[Component]] = {
     "encoder": Encoder,
@@ -211,6 +212,12 @@ def loaded_dirs() -> list[str]:
     """The plugin folders loaded in this process (absolute), for an executor to load
     the same one-file plugins on its workers."""
     return list(_loaded["dirs"])
+
+
+def worker_env() -> dict[str, str]:
+    """The environment a worker of an executor needs to see what this process sees: the
+    cache folder and the blocked plugins (``WORKER_ENV``), where set."""
+    return {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
 
 
 def registry() -> Registry:

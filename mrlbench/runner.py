@@ -22,7 +22,7 @@ from mrlbench.context import Context
 from mrlbench.errors import DataError, MrlbenchError, UnavailableError, WriteError, error_line
 from mrlbench.leaderboard import Row
 from mrlbench.plugins import load as load_plugins
-from mrlbench.plugins import loaded_dirs, registry
+from mrlbench.plugins import loaded_dirs, registry, worker_env
 from mrlbench.resume import cached
 from mrlbench.sink import Recorder, replay
 from mrlbench.store import digest
@@ -160,7 +160,7 @@ class Pair:
             data_key=self._ctx.data_key,
             label=self.label,
             plugins_dirs=loaded_dirs(),
-            env={k: os.environ[k] for k in TASK_ENV if k in os.environ},
+            env=worker_env(),
         )
         return compute, task
 
@@ -188,9 +188,6 @@ class Pair:
             self._give_up("failed", error)
             return
         self.rows = [row for cell in self._cells for row in cell.rows or []]
-
-
-TASK_ENV = ("MRLBENCH_CACHE", "MRLBENCH_BLOCK_PLUGINS")  # what a worker's task runs with
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ copy is made), and searched there; on the CPU nothing is copied: the raw rows st
 from the memory-mapped arrays at each search, normalisation folded into the distance
 (``mrlbench.knn``), as with ``faiss-exact``. ``precision`` is the matrix product's: ``fp32``,
 ``bf16`` or ``fp16`` (norms and the top-k are float32); BENCHMARKS.md measures what the
-half precisions change in the neighbours and the metrics."""
+half precisions change in the neighbours and the metrics. ``shards = N`` splits the
+database into N row ranges searched apart and merged (``mrlbench.shards``), one per Ray
+actor (each on its own GPU where there are GPUs) under the Ray executor."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mrlbench import shards as sharding
 from mrlbench.errors import ConfigError, MrlbenchError, missing, requires
 from mrlbench.hookspecs import hookimpl
 from mrlbench.knn import ExactIndex
@@ -39,12 +42,15 @@ class TorchExact(Backend):
         device: ``auto`` (CUDA when torch sees a GPU), ``cpu``, ``cuda`` or ``cuda:N``.
         precision: The matrix product's: ``fp32``, ``bf16`` or ``fp16`` (half precisions
             can reorder near-ties).
+        shards: Row ranges searched apart and merged (one Ray actor each under the Ray
+            executor; one after the other otherwise); the same neighbours as 1.
     """
 
     name = "torch-exact"
     cached = False  # the blocks (or their GPU copy, made at build time) are the index
+    threads: int | None = None
 
-    def __init__(self, device: str = "auto", precision: str = "fp32") -> None:
+    def __init__(self, device: str = "auto", precision: str = "fp32", shards: int = 1) -> None:
         if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, not '{device}'")
         if precision not in PRECISIONS:
@@ -52,6 +58,7 @@ class TorchExact(Backend):
                 f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'"
             )
         self._device, self.precision = device, precision
+        self.shards = sharding.check_shards(shards)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -83,6 +90,10 @@ class TorchExact(Backend):
     def device(self) -> str:
         return "GPU" if self.torch_device.startswith("cuda") else "CPU"
 
+    @property
+    def wants_gpu(self) -> bool | None:
+        return None if self._device == "auto" else self._device.startswith("cuda")
+
     def params(self) -> dict[str, Any]:
         return {"precision": self.precision}
 
@@ -97,6 +108,7 @@ class TorchExact(Backend):
 
     def use_threads(self, threads: int) -> None:
         _torch().set_num_threads(threads)
+        self.threads = threads
 
     @property
     def dtype(self) -> Any:
@@ -106,12 +118,30 @@ class TorchExact(Backend):
         ]
 
     def build(self, chunks: Iterable[np.ndarray], dim: int) -> Any:
+        if self.shards > 1:
+            return sharding.build(self, chunks, dim, self.shards, self.threads)
         index = ExactIndex.build(chunks, dim)
         if self.device == "CPU":
             return index
         return list(_blocks(index, self.torch_device))  # uploaded once, block by block
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+        if isinstance(index, sharding.ShardedIndex):
+            _, ids = sharding.search(index, queries, k)
+            return ids, float(len(index))
+        _, ids, total = self._search(index, queries, k)
+        return ids, float(total)
+
+    def nearest(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances less each query's constant |q|^2, ids) of the ``k`` nearest rows,
+        best first, inf and -1 past the rows (what a shard returns for the merge)."""
+        dist, ids, _ = self._search(index, queries, k)
+        return dist, ids
+
+    def index_report(self, index: Any) -> dict[str, Any]:
+        return sharding.report(index) if isinstance(index, sharding.ShardedIndex) else {}
+
+    def _search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, Any, int]:
         torch = _torch()
         device = self.torch_device
         q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)).to(device)
@@ -133,10 +163,11 @@ class TorchExact(Backend):
                     sorted=True,
                 )
                 best_i = torch.gather(torch.cat([best_i, ids + start], 1), 1, order)
-        ids = best_i.cpu().numpy()
+        ids, dist = best_i.cpu().numpy(), best_d.cpu().numpy()
         if ids.shape[1] < k:  # fewer rows than k: -1, as FAISS pads
             ids = np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
-        return ids, float(total)
+            dist = np.pad(dist, ((0, 0), (0, k - dist.shape[1])), constant_values=np.inf)
+        return dist, ids, total
 
     def _block(self, q: Any, block: Any, scale: Any, k: int) -> tuple[Any, Any]:
         """The best ``k`` rows of a raw ``block`` (inverse norms ``scale``) per query:

@@ -9,7 +9,11 @@ streams the rows from the memory-mapped arrays in blocks into a running top-k, w
 running k-th best). FAISS's own CPU ``IndexFlatL2`` needs the whole database in RAM (a
 10.5 GB copy at ImageNet-1K size; ImageNet-4K does not fit); against it, on the same
 neighbours up to float ties, the kernel is 1.4-1.5x faster at 16 dims (100k rows) and
-2-5% slower at 2048 (BENCHMARKS.md)."""
+2-5% slower at 2048 (BENCHMARKS.md).
+
+``shards = N`` splits the database into N row ranges searched apart and merged
+(``mrlbench.shards``): one after the other here, or one per Ray actor under
+``[run] executor = "ray"``; the same neighbours as one search."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 from mrlbench_plugins.faiss import FaissBackend, gpu_count, load
 
+from mrlbench import shards as sharding
 from mrlbench.errors import ConfigError, MrlbenchError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.knn import ExactIndex, exact_knn
@@ -32,16 +37,19 @@ class FaissExact(FaissBackend):
 
     Args:
         device: ``auto`` (GPU when FAISS sees one), ``cpu`` or ``gpu``.
+        shards: Row ranges searched apart and merged (one Ray actor each under the Ray
+            executor; one after the other otherwise); the same neighbours as 1.
     """
 
     name = "faiss-exact"
     cached = False  # nothing costly to keep: the blocks are the index
     threads: int | None = None
 
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, device: str = "auto", shards: int = 1) -> None:
         if device not in ("auto", "cpu", "gpu"):
             raise ConfigError(f"device must be auto, cpu or gpu, not '{device}'")
         self._device = device
+        self.shards = sharding.check_shards(shards)
 
     @property
     def exact(self) -> bool:
@@ -69,6 +77,10 @@ class FaissExact(FaissBackend):
     def device(self) -> str:
         return "GPU" if self.use_gpu else "CPU"
 
+    @property
+    def wants_gpu(self) -> bool | None:
+        return {"gpu": True, "cpu": False}.get(self._device)
+
     def use_threads(self, threads: int) -> None:
         super().use_threads(threads)
         self.threads = threads
@@ -81,6 +93,8 @@ class FaissExact(FaissBackend):
             )
 
     def build(self, chunks: Iterable[np.ndarray], dim: int) -> Any:
+        if self.shards > 1:
+            return sharding.build(self, chunks, dim, self.shards, self.threads)
         if self.use_gpu:
             faiss = load()
             index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(dim))
@@ -90,13 +104,23 @@ class FaissExact(FaissBackend):
         return ExactIndex.build(chunks, dim)
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+        if isinstance(index, sharding.ShardedIndex):
+            _, ids = sharding.search(index, queries, k)
+            return ids, float(len(index))
+        _, ids = self.nearest(index, queries, k)
+        return ids, float(index.ntotal if not isinstance(index, ExactIndex) else len(index))
+
+    def nearest(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(squared L2 distances, ids) of the ``k`` nearest rows, best first (what a
+        shard returns for the merge)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if not isinstance(index, ExactIndex):  # a GPU index
             self.check(queries.shape[1], k)
-            _, ids = index.search(queries, k)
-            return ids, float(index.ntotal)
-        _, ids = exact_knn(index, queries, k, self.threads)
-        return ids, float(len(index))
+            return index.search(queries, k)
+        return exact_knn(index, queries, k, self.threads)
+
+    def index_report(self, index: Any) -> dict[str, Any]:
+        return sharding.report(index) if isinstance(index, sharding.ShardedIndex) else {}
 
     def write(self, index: Any, path: str) -> None:
         raise MrlbenchError("faiss-exact keeps no index files (nothing costly to build)")

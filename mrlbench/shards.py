@@ -1,0 +1,238 @@
+"""Sharded exact search (an exact backend's ``shards = N``): the database split into N
+row ranges, each built and searched apart by an unsharded copy of the backend, and the
+per-shard top-k merged by distance, ties to the smaller id, which is how a single exact
+search orders them: the same neighbours as one search over every row.
+
+Where the shards live is the executor's ``Placement`` (``Backend.placement``): in this
+process, searched one after the other (the local executor); or one per worker (the Ray
+executor: an actor per shard, searched at once). A remote shard reads its rows from the
+database's ``.npy`` file when the database is memory-mapped (a path every node sees),
+else it is sent them. Each shard's rows, build and search seconds are kept with the
+search (``report``: the search's sidecar in ``neighbors/``)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mrlbench.errors import ConfigError, DataError
+from mrlbench.types import Backend, Placement
+from mrlbench.vectors import PrefixBlocks
+
+
+def check_shards(shards: Any) -> int:
+    """A backend's ``shards`` key: a positive integer."""
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ConfigError(f"shards must be a positive integer, not {shards!r}")
+    return shards
+
+
+def row_ranges(n: int, shards: int) -> list[tuple[int, int]]:
+    """``shards`` contiguous row ranges of near-equal size covering ``range(n)`` (none
+    empty: at most ``n`` of them)."""
+    bounds = np.linspace(0, n, min(shards, max(n, 1)) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+
+
+@dataclass(frozen=True)
+class MappedRows:
+    """Rows ``start:stop`` of a ``.npy`` file, opened memory-mapped where they are used
+    (a remote shard reads its own rows from a path every node sees)."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    start: int
+    stop: int
+
+    def load(self) -> np.ndarray:
+        if not os.path.isfile(self.path):
+            raise DataError(
+                f"shard worker cannot see {self.path}: the arrays must be at the same path "
+                "on every node"
+            )
+        whole = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        if whole.shape != tuple(self.shape) or str(whole.dtype) != self.dtype:
+            raise DataError(f"shard worker reads another {self.path} than the driver")
+        return whole[self.start : self.stop]
+
+
+def portable(database: np.ndarray, start: int, stop: int) -> MappedRows | np.ndarray:
+    """Rows ``start:stop`` as a remote shard gets them: the file's name and range when
+    ``database`` is a whole memory-mapped ``.npy`` file, else the rows themselves."""
+    path = getattr(database, "filename", None)
+    if isinstance(database, np.memmap) and path and str(path).endswith(".npy"):
+        try:
+            whole = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            whole = None
+        if whole is not None and whole.shape == database.shape and whole.dtype == database.dtype:
+            return MappedRows(str(path), tuple(database.shape), str(database.dtype), start, stop)
+    return np.ascontiguousarray(database[start:stop])
+
+
+class Shard:
+    """One row range of a sharded index: an unsharded copy of the backend (given, or
+    made again from its config table by the registry on a worker) and its index over
+    the range's rows."""
+
+    def __init__(
+        self,
+        backend: Backend | Mapping[str, Any],
+        plugins_dirs: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if isinstance(backend, Backend):
+            self.backend = backend
+        else:  # on a worker: the plugins loaded here, the backend made from its table
+            from mrlbench import plugins
+
+            os.environ.update(env or {})
+            for folder in plugins_dirs:
+                plugins.load(folder)
+            registry = plugins.registry()
+            self.backend = registry.create("backend", {**backend, "shards": 1})[1]  # type: ignore[assignment]
+            if threads:
+                from threadpoolctl import threadpool_limits
+
+                threadpool_limits(limits=threads)
+                self.backend.use_threads(threads)
+        self.index: Any = None
+        self.start = 0
+
+    def build(self, rows: MappedRows | np.ndarray, start: int, dim: int, progress: Any = None):
+        """Build over ``rows`` (database rows from ``start``); the seconds it took."""
+        began = time.perf_counter()
+        data = rows.load() if isinstance(rows, MappedRows) else rows
+        self.start = start
+        self.index = self.backend.build(PrefixBlocks(data, dim, on_block=progress), dim)
+        return time.perf_counter() - began
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(squared distances, database ids, seconds) of the ``k`` best rows of this shard
+        for each query; -1 ids (at distance inf) where the shard has fewer than k rows."""
+        began = time.perf_counter()
+        dist, ids = self.backend.nearest(self.index, queries, k)  # type: ignore[attr-defined]
+        ids = np.asarray(ids, dtype=np.int64)
+        found = ids >= 0
+        ids = np.where(found, ids + self.start, -1)
+        dist = np.where(found, np.asarray(dist, dtype=np.float32), np.float32(np.inf))
+        return dist, ids, time.perf_counter() - began
+
+
+@dataclass
+class ShardedIndex:
+    """The shards of one prefix's index: handles (placed by ``placement``), row ranges,
+    build seconds; the per-shard seconds of the searches since the last ``report``."""
+
+    placement: Placement
+    handles: list[Any]
+    ranges: list[tuple[int, int]]
+    dim: int
+    build_seconds: list[float]
+    build_wall: float
+    searches: list[tuple[int, list[float], float, float]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.ranges[-1][1] if self.ranges else 0
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def build(
+    backend: Backend, chunks: Iterable[np.ndarray], dim: int, shards: int, threads: int | None
+) -> ShardedIndex:
+    """A sharded index over ``chunks`` (a backend's ``build`` argument): ``shards`` row
+    ranges, each built by an unsharded copy of ``backend`` where its placement puts it."""
+    began = time.perf_counter()
+    if isinstance(chunks, PrefixBlocks):
+        database, progress = chunks.database, chunks.on_block
+    else:
+        database, progress = np.concatenate(list(chunks)), None
+    placement = backend.placement
+    ranges = row_ranges(len(database), shards)
+    if placement.remote:
+        from mrlbench import plugins
+
+        table = dict(backend.table)
+        if "plugin" not in table:
+            raise ConfigError(f"{backend.name}: a sharded index off this process needs its table")
+        env = plugins.worker_env()
+        args = [(table, plugins.loaded_dirs(), env, threads)] * len(ranges)
+        parts: list[Any] = [portable(database, a, b) for a, b in ranges]
+        progress = None
+    else:
+        one = copy.copy(backend)
+        one.shards = 1  # type: ignore[attr-defined]
+        args = [(one,)] * len(ranges)
+        parts = [database[a:b] for a, b in ranges]
+    handles = placement.start(Shard, args, gpu=backend.wants_gpu)  # type: ignore[arg-type]
+    calls = [(part, a, dim, progress) for part, (a, _) in zip(parts, ranges, strict=True)]
+    seconds = placement.call(handles, "build", calls)
+    return ShardedIndex(placement, handles, ranges, dim, list(seconds), time.perf_counter() - began)
+
+
+def search(index: ShardedIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, ids), (m, k), best first: every shard's top ``k``, merged."""
+    began = time.perf_counter()
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    parts = index.placement.call(index.handles, "search", [(queries, k)] * len(index.handles))
+    merging = time.perf_counter()
+    dist, ids = merge([(d, i) for d, i, _ in parts], k)
+    done = time.perf_counter()
+    index.searches.append((len(queries), [s for _, _, s in parts], done - merging, done - began))
+    return dist, ids
+
+
+def merge(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of per-shard (distances, ids) lists of each query: by distance, ties
+    to the smaller id (a single exact search's order); -1 ids (distance inf) last."""
+    dist = np.concatenate([np.asarray(d, dtype=np.float32) for d, _ in parts], axis=1)
+    ids = np.concatenate([np.asarray(i, dtype=np.int64) for _, i in parts], axis=1)
+    missing = ids < 0
+    dist = np.where(missing, np.float32(np.inf), dist)
+    tie = np.where(missing, np.iinfo(np.int64).max, ids)  # padding after every real id
+    order = np.lexsort((tie, dist), axis=1)[:, :k]
+    dist, ids = np.take_along_axis(dist, order, axis=1), np.take_along_axis(ids, order, axis=1)
+    if ids.shape[1] < k:
+        pad = k - ids.shape[1]
+        dist = np.pad(dist, ((0, 0), (0, pad)), constant_values=np.inf)
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+    return dist, ids
+
+
+def report(index: ShardedIndex) -> dict[str, Any]:
+    """Each shard's rows and seconds (build; search: the best of the batch searches since
+    the last report, all queries at once), and the totals: the wall-clock of the whole
+    build and of the best batch search (shards, transfers and the merge)."""
+    widest = max((s[0] for s in index.searches), default=0)
+    batch = [s for s in index.searches if s[0] == widest]
+    index.searches.clear()
+    per_shard = np.min([s[1] for s in batch], axis=0) if batch else [None] * len(index.ranges)
+    merge_s = min((s[2] for s in batch), default=None)
+    total = min((s[3] for s in batch), default=None)
+    return {
+        "shards": [
+            {"rows": [a, b], "build_s": round(build_s, 6), "search_s": _round(search_s)}
+            for (a, b), build_s, search_s in zip(
+                index.ranges, index.build_seconds, per_shard, strict=True
+            )
+        ],
+        "shards_build_s": round(index.build_wall, 6),
+        "shards_search_s": _round(total),
+        "shards_merge_s": _round(merge_s),
+    }
+
+
+def _round(value: Any) -> float | None:
+    return None if value is None else round(float(value), 6)
