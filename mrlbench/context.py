@@ -322,13 +322,20 @@ def sample_queries(emb: Embeddings, n: int) -> Embeddings:
     ``queries = N``): CPU runs at ImageNet size in minutes."""
     if n >= len(emb.queries):
         return emb
-    rows = np.sort(np.random.default_rng(0).choice(len(emb.queries), size=n, replace=False))
+    rows = sampled_rows(len(emb.queries), n)
     return replace(
         emb,
         queries=np.asarray(emb.queries[rows]),
         query_labels=emb.query_labels[rows],
         query_fingerprint=digest([emb.query_fingerprint or scan(emb.queries, finite=False), n]),
     )
+
+
+def sampled_rows(total: int, n: int) -> np.ndarray:
+    """The rows of the seeded sample of ``n`` of ``total`` queries, ascending."""
+    if n >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(0).choice(total, size=n, replace=False))
 
 
 def latency_sample(n_queries: int, size: int) -> np.ndarray:

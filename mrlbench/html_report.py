@@ -18,6 +18,7 @@ import numpy as np
 from mrlbench import leaderboard as lb
 from mrlbench import neighbors as nbfiles
 from mrlbench import plots
+from mrlbench.context import sampled_rows
 from mrlbench.leaderboard import Row, single_shot
 from mrlbench.store import read_json, write_text
 from mrlbench.types import Encoder
@@ -197,12 +198,16 @@ def examples(run: Path, rows: Sequence[Row], encoders: Mapping[str, Encoder]) ->
             continue  # no images: do not load (and scan) its arrays for nothing
         emb = encoder.embeddings(encoder.dims[0])
         yb, yq = emb.database_labels, emb.query_labels
-        queries = np.random.default_rng(0).choice(
-            len(yq), min(EXAMPLE_QUERIES, len(yq)), replace=False
+        files = {r.label: nbfiles.load(run / r.neighbors) for r in chosen}
+        searched = min(len(ids) for ids in files.values())  # ``queries = N``: a sample
+        originals = sampled_rows(len(yq), searched)  # each neighbour row's query
+        positions = np.random.default_rng(0).choice(
+            searched, min(EXAMPLE_QUERIES, searched), replace=False
         )
+        queries = originals[positions]
         lists = {
-            r.label: np.asarray(nbfiles.load(run / r.neighbors)[queries][:, :EXAMPLE_NEIGHBOURS])
-            for r in chosen
+            label: np.asarray(ids[positions][:, :EXAMPLE_NEIGHBOURS])
+            for label, ids in files.items()
         }
         counts = {r.label: models_of(r, encoders) for r in chosen}
         wanted = sorted({int(i) for ids in lists.values() for i in ids.ravel() if i >= 0})

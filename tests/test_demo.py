@@ -25,7 +25,7 @@ def test_quick_demo_end_to_end(quick_demo):
     assert cells == {
         (e, b, s)
         for e in ("mrl", "ff", "ff256-truncated")
-        for b in ("faiss-exact", "faiss-hnsw")
+        for b in ("faiss-exact", "faiss-hnsw", "ivf", "adanns-ivf")
         for s in ("flat", "adaptive", "funnel")
     }
     assert all(row["status"] == "ok" for row in rows), [r["error"] for r in rows]
@@ -37,6 +37,13 @@ def test_quick_demo_end_to_end(quick_demo):
     assert len(list((cache / "models").glob("*.pt"))) == 7  # one MRL + six FF sizes
     for name in ("report.html", "plot_accuracy_vs_dims.png", "examples_mrl.png"):
         assert (out / name).is_file()
+    # AdANNS-IVF at its coarse dim is rigid IVF (same lists, same neighbours)
+    by = {(r["encoder"], r["backend"], r["label"]): r for r in rows}
+    for e in ("mrl", "ff", "ff256-truncated"):
+        rigid, adanns = by[(e, "ivf", "flat@8")], by[(e, "adanns-ivf", "flat@8")]
+        assert rigid["mAP@10"] == adanns["mAP@10"]
+        assert rigid["knn_recall@10"] == adanns["knn_recall@10"] < 1.0
+    assert by[("mrl", "faiss-exact", "flat@256")]["knn_recall@10"] == 1.0
 
 
 def test_print_config_shows_the_builtin_demo(cli):

@@ -535,3 +535,30 @@ def test_settings_are_checked_when_made(registry):
         registry.create("encoder", table)
     with pytest.raises(ConfigError, match="missing required key 'dataset'"):
         registry.create("encoder", {"plugin": "resnet50-mrl"})
+
+
+def test_a_sampled_query_set_gets_its_own_retrieval_examples(
+    cli, tiny_plugin, tmp_path, monkeypatch
+):
+    """With ``queries = N`` the neighbour files hold the sample's rows: the examples show
+    the sampled queries (their images and labels), not rows of the whole query set."""
+    from mrlbench import plots
+    from mrlbench.context import sampled_rows
+
+    drawn = []
+    real = plots.draw_examples
+
+    def spy(panels, out, name):
+        drawn.extend(panels)
+        return real(panels, out, name)
+
+    monkeypatch.setattr(plots, "draw_examples", spy)
+    monkeypatch.setenv("MRLBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MRLBENCH_PLUGINS_DIR", raising=False)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_RUN.replace('name = "tiny"', 'name = "tiny"\nqueries = 5'))
+    r = cli("--plugins-dir", tiny_plugin, "run", config, "--out", tmp_path / "run")
+    assert r.code == 0 and "report not written" not in r.err, r.err[-3000:]
+    assert (tmp_path / "run" / "examples_tiny.png").is_file()
+    shown = {int(p.group.split()[1]) for p in drawn}
+    assert shown and shown <= set(sampled_rows(12, 5).tolist())
