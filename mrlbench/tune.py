@@ -40,7 +40,7 @@ from mrlbench.types import Observer
 
 SHORTLISTS = (10, 25, 50, 100, 200, 400, 800)  # first shortlist sizes tried
 FACTORS = (2, 4)  # a funnel stage keeps 1/factor of the one before
-MAX_STAGES = 4  # rerank stages of a funnel
+MAX_STAGES = 5  # rerank stages of a funnel (the MRL README's has 5)
 LOW_RATIO = 8  # a shortlist dim is at most 1/8 of the largest dim ...
 MAX_LOW_DIMS = 4  # ... and one of the 4 smallest
 MAX_CANDIDATES = 400  # more are cut to a seeded sample (every adaptive setting kept)
@@ -115,10 +115,21 @@ def candidates(
             for chain in itertools.combinations(middle, count):
                 cascade = [*chain, top]
                 for first, factor in itertools.product(sizes, FACTORS):
-                    shortlists = [max(final, first // factor**j) for j in range(len(cascade))]
-                    if len(set(shortlists)) < len(shortlists):
-                        continue  # a stage that keeps every candidate is not a funnel
-                    found.append(funnel(low, cascade, shortlists, search))
+                    for shortlists in _shrinking(first, factor, len(cascade), final):
+                        found.append(funnel(low, cascade, shortlists, search))
+    return list({c.name: c for c in found}.values())  # two factors can give one setting
+
+
+def _shrinking(first: int, factor: int, stages: int, final: int) -> list[list[int]]:
+    """Shortlists from ``first``, each stage keeping 1/``factor`` of the one before (at
+    least ``final``); and the same with the last stage keeping exactly ``final`` (as the
+    MRL README's 200, 100, 50, 25, 10). Settings where a stage keeps every candidate of
+    the one before are not funnels and are left out."""
+    sizes = [max(final, first // factor**j) for j in range(stages)]
+    found = []
+    for variant in (sizes, [*sizes[:-1], final]):
+        if len(set(variant)) == len(variant) and variant not in found:
+            found.append(variant)
     return found
 
 

@@ -38,7 +38,8 @@ shortlists = [100, 50, 25]
 
 def test_candidates_cover_adaptive_and_funnel_settings_with_the_cost_model():
     found = tune.candidates([8, 16, 32, 64, 128, 256], 60000, final=10)
-    assert 100 <= len(found) <= tune.MAX_CANDIDATES
+    assert len(found) >= 100 and len(tune.prune(found, None, 15.36)) <= tune.MAX_CANDIDATES
+    assert "funnel 8->16,32,64,128,256 @200,100,50,25,10" in [c.name for c in found]
     names = [c.name for c in found]
     assert len(set(names)) == len(names)
     by_name = {c.name: c for c in found}
