@@ -303,6 +303,10 @@ dims = [8, 16, 32, 64]
 plugin = "faiss-exact"
 
 [[backends]]
+plugin = "faiss-hnsw"
+M = 16
+
+[[backends]]
 plugin = "faiss-ivf"
 name = "ivf"
 nlist = 16
@@ -331,13 +335,17 @@ dims = [32, 64]
 
 
 def test_run_with_ivf_backends(cli, arrays, tmp_path: Path):
+    """One config: exact, HNSW, IVF, AdANNS-IVF and IVF-OPQ rows side by side."""
     config = tmp_path / "run.toml"
     config.write_text(RUN.format(path=arrays.folder))
     out = tmp_path / "out"
     result = cli("run", config, "--out", out)
     assert result.code == 0, result.err
     rows = json.loads((out / "leaderboard.json").read_text())
-    assert len(rows) == 4 * 2 and all(row["status"] == "ok" for row in rows)
+    assert len(rows) == 5 * 2 and all(row["status"] == "ok" for row in rows)
+    for row in rows:  # every row has accuracy, k-NN recall, cost and latency
+        for key in ("mAP@10", "knn_recall@10", "mflops_per_query", "latency_ms_p50", "qps"):
+            assert row[key] is not None and row[key] > 0, (row["backend"], key)
     exact = {r["label"]: r["mflops_per_query"] for r in rows if r["backend"] == "faiss-exact"}
     for row in rows:
         if row["backend"] != "faiss-exact":
