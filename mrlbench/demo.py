@@ -82,6 +82,7 @@ DEFAULT_CONFIG = """\
 out = "results/demo"
 ks = [10, 25, 50, 100]
 metrics = "standard"
+latency_queries = 200           # one-query timings of 72 search stages: the 10-minute budget
 """ + _MODELS.format(limits="", epochs=1, limit="", weights=_MEAN, nlist=256)
 
 QUICK_CONFIG = """\

@@ -26,6 +26,7 @@ OTHER_MARKERS = "^v<>ph*P"
 # where a point's dims note goes (points), one offset per encoder: notes of encoders
 # whose points crowd together do not print on top of each other
 NOTE_OFFSETS = ((4, 3), (4, -9), (-12, 3), (-12, -9))
+PANELS_PER_ROW = 2  # one panel per backend: four backends make a 2 x 2 grid
 
 
 @dataclass(frozen=True)
@@ -252,15 +253,23 @@ def draw(figure: Figure, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     n = max(1, len(figure.panels))
+    cols = min(n, PANELS_PER_ROW)
+    rows = -(-n // cols)
     every = [s for panel in figure.panels for s in panel.series]
     colours, markers = styles(every)
     palette = plt.get_cmap("tab10")
     legend_rows = -(-len({s.label for s in every}) // 3)
     fig, axes = plt.subplots(
-        1, n, figsize=(6.2 * n, 4.0 + 0.16 * legend_rows), squeeze=False, layout="constrained"
+        rows,
+        cols,
+        figsize=(6.2 * cols, 4.0 * rows + 0.16 * legend_rows),
+        squeeze=False,
+        layout="constrained",
     )
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)  # an odd panel count leaves the last cell empty
     handles: dict[str, Any] = {}
-    for ax, panel in zip(axes[0], figure.panels, strict=False):
+    for ax, panel in zip(axes.flat, figure.panels, strict=False):
         for s in panel.series:
             index = colours[s.group or s.label]
             offset = NOTE_OFFSETS[index % len(NOTE_OFFSETS)]
