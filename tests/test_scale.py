@@ -176,12 +176,27 @@ def run(cli, tmp_path: Path, arrays, backend="faiss-exact", dims="[8, 64]", extr
 
 
 def test_a_failing_dim_keeps_the_other_rows(cli, arrays, tmp_path):
-    result, rows = run(cli, tmp_path, arrays, dims="[8, 99]")
+    # a dim the arrays lack is refused before any work (issue 11's checks) ...
+    out = tmp_path / "run"
+    config = tmp_path / "run.toml"
+    config.write_text(
+        RUN.format(out=out, path=arrays.folder, backend="faiss-exact", dims="[8, 99]", extra="")
+    )
+    refused = cli("run", config)
+    assert refused.code == 2 and "dim 99 is larger than the arrays" in refused.err
+    assert not out.exists()
+    # ... a dim the backend cannot search fails its own row; the other dims keep theirs
+    text = RUN.format(out=out, path=arrays.folder, backend="faiss-ivfpq", dims="[8, 64]", extra="")
+    config.write_text(
+        text.replace('plugin = "faiss-ivfpq"', 'plugin = "faiss-ivfpq"\nnlist = 16\nm = 16')
+    )
+    result = cli("run", config)
     assert result.code == 1
+    rows = json.loads((out / "leaderboard.json").read_text())
     by_label = {r["label"]: r for r in rows}
-    assert by_label["flat@8"]["status"] == "ok" and by_label["flat@8"]["mAP@10"] > 0
-    assert by_label["flat@99"]["status"] == "failed"
-    assert "larger than the arrays" in by_label["flat@99"]["error"]
+    assert by_label["flat@64"]["status"] == "ok" and by_label["flat@64"]["mAP@10"] > 0
+    assert by_label["flat@8"]["status"] == "failed"
+    assert "m = 16" in by_label["flat@8"]["error"] or "divide" in by_label["flat@8"]["error"]
 
 
 def test_query_sample_is_seeded_and_scored_on_its_labels(cli, arrays, tmp_path):
