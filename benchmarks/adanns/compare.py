@@ -67,9 +67,7 @@ def main() -> None:
         r, a = best_within(points["rigid"], budget), best_within(points["adanns"], budget)
         if r is None or a is None:
             continue
-        print(
-            f"| {budget:.4g} | {r[1]:.4f} ({r[2]}) | {a[1]:.4f} ({a[2]}) | {a[1] - r[1]:+.4f} |"
-        )
+        print(f"| {budget:.4g} | {r[1]:.4f} ({r[2]}) | {a[1]:.4f} ({a[2]}) | {a[1] - r[1]:+.4f} |")
     print()
     print(f"| rigid front point | {args.metric} | MFLOPs | AdANNS MFLOPs for as much | ratio |")
     print("|---|---|---|---|---|")
