@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	-@$(BIN)/python -m pip uninstall --quiet --yes faiss-$(OTHER) 2>/dev/null
-	$(BIN)/python -m pip install --quiet -e '.[faiss-$(FAISS),vision,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[faiss-$(FAISS),vision,ray,dev]'
 	@rm -f $(VENV)/.installed-faiss-*
 	@touch $@
 

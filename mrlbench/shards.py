@@ -12,9 +12,11 @@ search (``report``: the search's sidecar in ``neighbors/``)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
+import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,13 +110,20 @@ class Shard:
         self.index: Any = None
         self.start = 0
 
-    def build(self, rows: MappedRows | np.ndarray, start: int, dim: int, progress: Any = None):
-        """Build over ``rows`` (database rows from ``start``); the seconds it took."""
+    def build(
+        self, rows: MappedRows | np.ndarray, start: int, dim: int, progress: Any = None
+    ) -> tuple[float, str]:
+        """Build over ``rows`` (database rows from ``start``); the seconds it took and
+        where it is (``host:pid``)."""
         began = time.perf_counter()
         data = rows.load() if isinstance(rows, MappedRows) else rows
         self.start = start
         self.index = self.backend.build(PrefixBlocks(data, dim, on_block=progress), dim)
-        return time.perf_counter() - began
+        return time.perf_counter() - began, f"{socket.gethostname()}:{os.getpid()}"
+
+    def drop(self) -> None:
+        """Free the index (the shard may serve the next one)."""
+        self.index = None
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(squared distances, database ids, seconds) of the ``k`` best rows of this shard
@@ -139,11 +148,16 @@ class ShardedIndex:
     dim: int
     build_seconds: list[float]
     build_wall: float
+    workers: list[str]  # where each shard is: host:pid
     searches: list[tuple[int, list[float], float, float]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         return self.ranges[-1][1] if self.ranges else 0
+
+    def __del__(self) -> None:  # freed after its searches: the shards may serve the next
+        with contextlib.suppress(Exception):  # interpreter shutdown, a Ray already stopped
+            self.placement.release(self.handles)
 
     def __len__(self) -> int:
         return self.rows
@@ -178,8 +192,16 @@ def build(
         parts = [database[a:b] for a, b in ranges]
     handles = placement.start(Shard, args, gpu=backend.wants_gpu)  # type: ignore[arg-type]
     calls = [(part, a, dim, progress) for part, (a, _) in zip(parts, ranges, strict=True)]
-    seconds = placement.call(handles, "build", calls)
-    return ShardedIndex(placement, handles, ranges, dim, list(seconds), time.perf_counter() - began)
+    built = placement.call(handles, "build", calls)
+    return ShardedIndex(
+        placement,
+        handles,
+        ranges,
+        dim,
+        [seconds for seconds, _ in built],
+        time.perf_counter() - began,
+        [where for _, where in built],
+    )
 
 
 def search(index: ShardedIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -223,9 +245,14 @@ def report(index: ShardedIndex) -> dict[str, Any]:
     total = min((s[3] for s in batch), default=None)
     return {
         "shards": [
-            {"rows": [a, b], "build_s": round(build_s, 6), "search_s": _round(search_s)}
-            for (a, b), build_s, search_s in zip(
-                index.ranges, index.build_seconds, per_shard, strict=True
+            {
+                "rows": [a, b],
+                "build_s": round(build_s, 6),
+                "search_s": _round(search_s),
+                "worker": where,
+            }
+            for (a, b), build_s, search_s, where in zip(
+                index.ranges, index.build_seconds, per_shard, index.workers, strict=True
             )
         ],
         "shards_build_s": round(index.build_wall, 6),

@@ -190,6 +190,11 @@ class Placement:
         """``handle.method(*a)`` of each shard with its own arguments; the results in order."""
         return [getattr(h, method)(*a) for h, a in zip(handles, args, strict=True)]
 
+    def release(self, handles: Sequence[Any]) -> None:
+        """The shards' index is no longer used (a placement may keep the workers for the
+        next index); here they are simply dropped."""
+        return None
+
 
 class Backend(Component):
     """Builds an index over normalised prefixes and searches it.

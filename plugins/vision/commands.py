@@ -153,8 +153,32 @@ def mrlbench_register_commands(cli: click.Group) -> None:
         is_flag=True,
         help="Skip unreadable images (recorded in *-skipped.json) instead of stopping.",
     )
+    @click.option(
+        "--executor",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="ray: Ray Data, images decoded in parallel, the model once per actor "
+        "(a GPU each where there are GPUs); the same files.",
+    )
+    @click.option(
+        "--ray-address",
+        default="",
+        help="Ray cluster for --executor ray (default: $RAY_ADDRESS, else a local Ray).",
+    )
     def encode(
-        kind, checkpoint, rep_size, arch, images, name, out, random_sample, seed, skip_bad_images
+        kind,
+        checkpoint,
+        rep_size,
+        arch,
+        images,
+        name,
+        out,
+        random_sample,
+        seed,
+        skip_bad_images,
+        executor,
+        ray_address,
     ):
         """Images -> {NAME}_train/_val_{config}-X.npy/-y.npy (the reference inference)."""
         from mrlbench_plugins.vision import encoding, models
@@ -189,6 +213,10 @@ def mrlbench_register_commands(cli: click.Group) -> None:
                 splits=images.splits,
                 progress=task,
                 key=key,
+                executor=executor,
+                checkpoint=checkpoint,
+                arch=arch,
+                ray_address=ray_address,
             )
         for which, path in written.items():
             console.print(f"{which}: {path}", highlight=False)

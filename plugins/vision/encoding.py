@@ -218,11 +218,55 @@ def encode_dataset(
     splits: Sequence[str] = ("database", "queries"),
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     key: dict[str, Any] | None = None,
+    executor: str = "local",
+    checkpoint: str | Path | None = None,
+    arch: str = "resnet50",
+    ray_address: str = "",
 ) -> dict[str, Path]:
     """Write ``{name}_train_{config}-X/-y.npy`` (database) and ``{name}_val_...`` (queries)
-    of ``dataset`` (anything with ``split(which)``). Returns the X path of each split."""
+    of ``dataset`` (anything with ``split(which)``). Returns the X path of each split.
+
+    ``executor = "ray"``: with Ray Data (``ray_encoding``), the model loaded from
+    ``checkpoint`` (an ``arch`` network) once per actor; a local Ray is started unless
+    one runs or ``ray_address`` / ``$RAY_ADDRESS`` names a cluster. The same files."""
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"unknown executor '{executor}' for encoding (known: local, ray)")
+    if executor == "ray" and checkpoint is None:
+        raise ConfigError("encoding on Ray needs the checkpoint file (workers load it)")
+    remote = (str(checkpoint), arch, ray_address) if executor == "ray" else None
+    started: list[bool] = []  # Ray connected (and started here) once a split needs it
+    try:
+        return _encode_dataset(
+            model, kind, dataset, name, out, settings, rep_size, random_sample, seed,
+            skip_bad, splits, progress, key, remote, started,
+        )  # fmt: skip
+    finally:
+        if any(started):
+            from mrlbench_plugins.vision import ray_encoding
+
+            ray_encoding.load_ray().shutdown()
+
+
+def _encode_dataset(
+    model: nn.Module,
+    kind: str,
+    dataset: Any,
+    name: str,
+    out: str | Path,
+    settings: Settings,
+    rep_size: int | None,
+    random_sample: int | None,
+    seed: int,
+    skip_bad: bool,
+    splits: Sequence[str],
+    progress: Callable[[str, int], Callable[[int], None]] | None,
+    key: dict[str, Any] | None,
+    remote: tuple[str, str, str] | None,
+    started: list[bool],
+) -> dict[str, Path]:
     device = settings.torch_device()
-    settings.autocast_precision(device)  # fp16 on the CPU fails before any work
+    if remote is None:  # on Ray each actor checks its own device
+        settings.autocast_precision(device)  # fp16 on the CPU fails before any work
     native = head_width(model)
     rep = rep_size or native
     if rep > native:
@@ -237,7 +281,7 @@ def encode_dataset(
         written[which] = x_path
         if x_path.is_file() and y_path.is_file():
             continue
-        net = net or prepare(model, device)
+        net = net or (prepare(model, device) if remote is None else None)
         split = dataset.split(which)
         order = sample_order(len(split), random_sample, seed)
         split_key = {
@@ -250,6 +294,26 @@ def encode_dataset(
             "sample": random_sample,
         }
         tick = progress(f"encode {name} {part}", len(order)) if progress else None
+        if remote is not None:  # Ray Data: the workers load the model themselves
+            from mrlbench_plugins.vision import ray_encoding
+
+            if not started:
+                started.append(ray_encoding.connect(remote[2]))
+            ray_encoding.encode_split(
+                remote[0],
+                kind,
+                remote[1],
+                split,
+                x_path,
+                y_path,
+                settings,
+                rep_size=rep,
+                key=split_key,
+                order=order,
+                skip_bad=skip_bad,
+                on_batch=tick,
+            )
+            continue
         encode_split(
             net,
             split,

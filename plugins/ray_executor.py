@@ -1,0 +1,284 @@
+"""Executor ``ray`` (``[run] executor = "ray"``): every encoder x backend pair of a run is
+a Ray task, with the CPUs (``[run] threads``) and the GPU it needs; sharded exact
+backends (``shards = N``) keep one actor per shard. The driver (the process that runs
+``mrlbench run``) decides what is finished, as a local run does, and writes every file
+of the run directory from what the tasks return: results, resume and files are those
+of the local executor.
+
+Ray is started locally for the run (``ray.init(num_cpus=threads)``) unless
+``[run] ray_address`` or ``$RAY_ADDRESS`` names a cluster, or Ray is already running in
+this process (then it is used and left running). Workers build the components again
+from the config (through the registry, so plugin code runs on them) and read the
+arrays themselves, so every path the config names must be the same files on every
+node: that is checked before any task starts, one clear error otherwise.
+
+Ray is an optional dependency (``pip install -e '.[ray]'``); nothing else imports it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mrlbench.errors import ConfigError, MrlbenchError, error_line, requires
+from mrlbench.hookspecs import hookimpl
+from mrlbench.plugins import Registry, loaded_dirs, registry
+from mrlbench.types import Executor, Placement, WorkUnit
+
+INSTALL_HINT = "Ray is not installed: run `pip install -e '.[ray]'` (or `pip install 'ray[data]'`)"
+SHARED_ARG_BYTES = 1 << 20  # an array argument this large goes to the object store once
+SHARD_CPUS = 0.01  # a shard actor's CPU request: a token, never a node's whole CPU count
+
+
+def load_ray() -> Any:
+    """The ``ray`` module, or an UnavailableError with the install hint."""
+    return requires("ray", INSTALL_HINT)
+
+
+def connect(threads: int, address: str = "") -> bool:
+    """Ray for this run: the running one, the cluster at ``address`` (or
+    ``$RAY_ADDRESS``), else a local Ray with ``threads`` CPUs. True when started here
+    (the caller shuts it down)."""
+    ray = load_ray()
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": False, "logging_level": "ERROR"}
+    address = address or os.environ.get("RAY_ADDRESS", "")
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(num_cpus=threads, include_dashboard=False, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "a local Ray"
+        raise MrlbenchError(f"cannot start Ray ({where}): {error_line(exc)}") from None
+    return True
+
+
+def gpus(want: bool | None) -> int:
+    """GPUs to ask Ray for: 1 when the work needs one, or may use one (``None``) and the
+    cluster has GPUs; else 0."""
+    if want is None:
+        return 1 if load_ray().cluster_resources().get("GPU", 0) > 0 else 0
+    return 1 if want else 0
+
+
+def _call(function: Any, argument: Any) -> Any:
+    """A work unit's task on a Ray worker."""
+    return function(argument)
+
+
+def _probe(paths: Sequence[str]) -> tuple[str, list[str]]:
+    """On one node: its host name and the ``paths`` it cannot see."""
+    return socket.gethostname(), [p for p in paths if not os.path.exists(p)]
+
+
+def require_visible(paths: Sequence[str]) -> None:
+    """Every ``path`` exists on every alive Ray node (a probe task pinned to each), or
+    one ``ConfigError`` naming the node and the first path it cannot see."""
+    if not paths:
+        return
+    ray = load_ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0)(_probe)
+    refs = [
+        probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        ).remote(list(paths))
+        for node in ray.nodes()
+        if node.get("Alive")
+    ]
+    for host, missing in ray.get(refs):
+        if missing:
+            raise ConfigError(
+                f"Ray node {host} cannot see {missing[0]}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + ": the arrays, image folders, checkpoints and --plugins-dir a run "
+                "reads must be the same files at the same path on every node (a shared "
+                "filesystem; README: Scaling out)"
+            )
+
+
+def config_paths(cfg: Any, reg: Registry) -> list[str]:
+    """Every file path the config's components read (their ``paths`` keys, nested
+    component tables included) that exists here, and the plugin folders."""
+    found: list[str] = []
+
+    def walk(cls: type, table: Mapping[str, Any]) -> None:
+        for key in getattr(cls, "paths", ()):
+            value = table.get(key)
+            values = value.values() if isinstance(value, Mapping) else [value]
+            found.extend(v for v in values if isinstance(v, str) and v)
+        for key, kind in getattr(cls, "components", {}).items():
+            sub = table.get(key)
+            sub = {"plugin": sub} if isinstance(sub, str) else sub
+            if isinstance(sub, Mapping) and isinstance(sub.get("plugin"), str):
+                try:
+                    walk(reg.get(kind, sub["plugin"]).cls, sub)
+                except ConfigError:
+                    continue
+
+    for spec in (*cfg.encoders, *cfg.backends, *cfg.strategies):
+        walk(type(spec.component), spec.table)
+    found += loaded_dirs()
+    return sorted({p for p in found if os.path.exists(p)})
+
+
+def check_cluster(cfg: Any) -> None:
+    """Before any task: a node can take a cell's ``threads`` CPUs, and every node sees
+    the paths the config reads."""
+    ray = load_ray()
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    widest = max((n.get("Resources", {}).get("CPU", 0) for n in nodes), default=0)
+    if cfg.threads > widest:
+        raise ConfigError(
+            f"[run] threads = {cfg.threads}, but the largest Ray node has {int(widest)} "
+            f"CPUs: each cell's task asks for its threads; set threads (or --threads) to "
+            f"at most {int(widest)}"
+        )
+    require_visible(config_paths(cfg, registry()))
+
+
+class RayExecutor(Executor):
+    """Each encoder x backend pair as a Ray task (with ``[run] threads`` CPUs and a GPU
+    for GPU backends), on a local Ray started for the run or the cluster at
+    ``[run] ray_address`` / ``$RAY_ADDRESS``; one actor per shard of ``shards = N``
+    backends. The numbers and files are those of the local executor.
+
+    Args:
+        max_retries: Times Ray runs a cell's task again when its worker dies (a killed
+            process, a lost node) before its cells fail.
+    """
+
+    name = "ray"
+
+    def __init__(self, max_retries: int = 3) -> None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more, not {max_retries!r}")
+        self.max_retries = max_retries
+
+    @classmethod
+    def availability(cls) -> str | None:
+        return None if importlib.util.find_spec("ray") else INSTALL_HINT
+
+    @classmethod
+    def where(cls) -> str:
+        address = os.environ.get("RAY_ADDRESS")
+        return f"Ray cluster {address}" if address else "a local Ray, or [run] ray_address"
+
+    def environment(self) -> dict[str, Any]:
+        return {"packages": {"ray": load_ray().__version__}}
+
+    def placement(self) -> Placement:
+        return RayPlacement()
+
+    def run(self, cfg: Any, units: Sequence[WorkUnit]) -> None:
+        ray, task = None, None
+        started = False
+        pending: dict[Any, WorkUnit] = {}
+        try:
+            for unit in units:  # planned here one by one while earlier ones run
+                work = unit.prepare()
+                if work is None:
+                    continue  # finished (resumed) or skipped: no task, no Ray needed
+                if ray is None:
+                    ray = load_ray()
+                    started = connect(cfg.threads, cfg.ray_address)
+                    check_cluster(cfg)
+                    task = ray.remote(_call)
+                function, argument = work
+                needs = unit.resources()
+                ref = task.options(
+                    num_cpus=needs["cpus"],
+                    num_gpus=gpus(needs["gpu"]),
+                    max_retries=self.max_retries,
+                    retry_exceptions=False,  # a cell's own errors are failed rows already
+                    name=f"mrlbench {unit.label}",
+                ).remote(function, argument)
+                pending[ref] = unit
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    unit = pending.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:
+                        unit.fail(error_line(exc.cause if exc.cause is not None else exc))
+                    except ray.exceptions.RayError as exc:
+                        unit.fail(
+                            f"ray: {unit.label} did not finish after {self.max_retries} "
+                            f"retries: {error_line(exc).splitlines()[0]}"
+                        )
+                    else:
+                        unit.finish(outcome)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+class RayPlacement(Placement):
+    """Shards as Ray actors spread over the nodes (each holding a token share of a CPU,
+    ``SHARD_CPUS``, so that any number fit beside the cell's task, and a GPU for a GPU
+    backend), searched at once. The actors of a released index serve the next one (the
+    next prefix size) of the same backend; they end with the task that made them."""
+
+    remote = True
+
+    def __init__(self) -> None:
+        self._idle: dict[Any, list[Any]] = {}
+        self._keys: dict[int, Any] = {}
+
+    def start(self, cls: type, args: Sequence[tuple], gpu: bool | None = False) -> list[Any]:
+        ray = load_ray()
+        wanted = gpus(gpu)
+        if wanted and len(args) > ray.cluster_resources().get("GPU", 0):
+            raise MrlbenchError(
+                f"{len(args)} shards on GPUs need {len(args)} GPUs; the Ray cluster has "
+                f"{int(ray.cluster_resources().get('GPU', 0))}: lower shards"
+            )
+        key = (cls.__module__, cls.__qualname__, repr(args[0]) if args else "", wanted)
+        idle = self._idle.setdefault(key, [])
+        if len({repr(a) for a in args}) != 1:  # shards of different settings: never pooled
+            idle = []
+        actor = ray.remote(cls).options(
+            num_cpus=SHARD_CPUS, num_gpus=wanted, scheduling_strategy="SPREAD"
+        )
+        handles = [idle.pop() if idle else actor.remote(*a) for a in args]
+        for h in handles:
+            self._keys[id(h)] = key
+        return handles
+
+    def release(self, handles: Sequence[Any]) -> None:
+        for h in handles:
+            h.drop.remote()
+            key = self._keys.get(id(h))
+            if key is not None:
+                self._idle.setdefault(key, []).append(h)
+
+    def call(self, handles: Sequence[Any], method: str, args: Sequence[tuple]) -> list[Any]:
+        ray = load_ray()
+        shared: dict[int, Any] = {}  # one copy in the object store of an argument all get
+
+        def put(value: Any) -> Any:
+            if isinstance(value, np.ndarray) and value.nbytes >= SHARED_ARG_BYTES:
+                if id(value) not in shared:
+                    shared[id(value)] = ray.put(value)
+                return shared[id(value)]
+            return value
+
+        refs = [
+            getattr(h, method).remote(*(put(v) for v in a))
+            for h, a in zip(handles, args, strict=True)
+        ]
+        return ray.get(refs)
+
+
+@hookimpl
+def mrlbench_register_executors(register):
+    register(RayExecutor)
