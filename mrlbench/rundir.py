@@ -46,10 +46,11 @@ def _execute(cfg: RunConfig, observer: Observer | None) -> Executed:
     write_text(cfg.out / "config.toml", config.dumps(cfg.resolved()))
     components = {
         f"{spec.component.kind} {spec.label}": spec.component
-        for spec in (*cfg.encoders, *cfg.backends)
+        for spec in (*cfg.encoders, *cfg.backends, *([cfg.executor] if cfg.executor else []))
     }
     with runner.threads(cfg):
-        write_json(cfg.out / "env.json", describe(components) | {"threads": cfg.threads})
+        env = describe(components) | {"threads": cfg.threads}
+        write_json(cfg.out / "env.json", env | {"executor": runner.executor_of(cfg).name})
         rows = runner.run(cfg, observer)
     report.write(cfg.out, rows, cfg.ks)
     write_json(
