@@ -28,9 +28,7 @@ class Executed:
     report: Path | None
 
 
-def execute(
-    cfg: RunConfig, observer: Observer | None = None, checked: bool = False
-) -> Executed:
+def execute(cfg: RunConfig, observer: Observer | None = None, checked: bool = False) -> Executed:
     """Run every cell of ``cfg`` and write the run directory. The config and every
     file it names are checked first (``preflight``): a fault is one error and nothing
     is written. A report that cannot be drawn is a warning: the leaderboards stand
