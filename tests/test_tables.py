@@ -20,11 +20,13 @@ from mrlbench.cli import cli as cli_group
 from mrlbench.console import Col, fitted_table, layout, output_width
 from mrlbench.plugins import load, pm
 
-DEMO = Path(__file__).resolve().parent.parent / "results" / "demo"
 KS = (10, 25, 50, 100)
-needs_demo = pytest.mark.skipif(
-    not (DEMO / "leaderboard.json").is_file(), reason="no finished demo run"
-)
+
+
+@pytest.fixture
+def demo(quick_demo) -> Path:
+    """A finished run of the built-in demo (``--quick``, once per session)."""
+    return quick_demo[0]
 
 
 def rendered(draw, width: int) -> str:
@@ -97,10 +99,9 @@ def test_output_width_follows_columns_else_a_fixed_width_for_pipes():
 
 
 # ------------------------------------------------------------------ the run's tables
-@needs_demo
 @pytest.mark.parametrize("width", [110, 80])
-def test_run_tables_fit_and_keep_labels_apart(width):
-    rows = rundir.load(DEMO)
+def test_run_tables_fit_and_keep_labels_apart(demo, width):
+    rows = rundir.load(demo)
     text = rendered(lambda c: report.show(c, rows, KS), width)
     assert_fits(text, width)
     cells = cell_texts(text)
@@ -116,9 +117,8 @@ def test_run_tables_fit_and_keep_labels_apart(width):
     assert "--wide shows them" in " ".join(text.split())
 
 
-@needs_demo
-def test_run_tables_wide_show_every_column():
-    rows = rundir.load(DEMO)
+def test_run_tables_wide_show_every_column(demo):
+    rows = rundir.load(demo)
     text = rendered(lambda c: report.show(c, rows, KS, wide=True), 110)
     assert "not shown" not in text
     flat = " ".join(text.split())
@@ -128,11 +128,10 @@ def test_run_tables_wide_show_every_column():
     assert max(len(line) for line in text.splitlines()) > 110
 
 
-@needs_demo
 @pytest.mark.parametrize("width", ["110", "80"])
-def test_compare_fits_the_terminal(cli, monkeypatch, width):
+def test_compare_fits_the_terminal(cli, monkeypatch, demo, width):
     monkeypatch.setenv("COLUMNS", width)
-    r = cli("compare", DEMO, DEMO)
+    r = cli("compare", demo, demo)
     assert r.code == 0, r.err
     assert_fits(r.out, int(width))
     cells = cell_texts(r.out)
@@ -143,10 +142,9 @@ def test_compare_fits_the_terminal(cli, monkeypatch, width):
         assert "latency_" in r.out and "qps" in r.out and "not shown" not in r.out
 
 
-@needs_demo
-def test_compare_wide_every_metric_unsqueezed(cli, monkeypatch):
+def test_compare_wide_every_metric_unsqueezed(cli, monkeypatch, demo):
     monkeypatch.setenv("COLUMNS", "80")
-    r = cli("compare", DEMO, DEMO, "--wide")
+    r = cli("compare", demo, demo, "--wide")
     assert r.code == 0, r.err
     assert "recall@100" in r.out and "precision@10" in r.out and "not shown" not in r.out
     assert "…" not in r.out
