@@ -95,6 +95,7 @@ class Pair:
         self.rows: list[Row] | None = None
         self._cells: list[_Cell] = []
         self._ctx: Context | None = None
+        self._dataset = ""
 
     # ------------------------------------------------------------------------ planning
     def _blank(self, st: Spec, status: str, error: str, dataset: str = "", device: str = ""):
@@ -137,6 +138,7 @@ class Pair:
         assert self._ctx is not None
         compute_cells(self._ctx, self._cells, self.observer)
         self.rows = [row for cell in self._cells for row in cell.rows or []]
+        self._ctx = None  # its searches and arrays are freed before the next pair
 
     # ------------------------------------------------------------------------ elsewhere
     def prepare(self) -> tuple[Callable[[Any], Any], Any] | None:
@@ -162,6 +164,7 @@ class Pair:
             plugins_dirs=loaded_dirs(),
             env=worker_env(),
         )
+        self._dataset, self._ctx = self._ctx.dataset, None  # the task makes its own
         return compute, task
 
     def resources(self) -> dict[str, Any]:
@@ -179,7 +182,7 @@ class Pair:
         self.rows = [row for cell in self._cells for row in cell.rows or []]
 
     def fail(self, error: str) -> None:
-        dataset = self._ctx.dataset if self._ctx else ""
+        dataset = self._dataset
         for cell in self._cells:
             if cell.rows is None:
                 cell.rows = [self._blank(cell.st, "failed", error, dataset)]
