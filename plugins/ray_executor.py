@@ -130,6 +130,14 @@ def config_paths(cfg: Any, reg: Registry) -> list[str]:
     return sorted({p for p in found if os.path.exists(p)})
 
 
+def task_slots(threads: int) -> int:
+    """How many cells' tasks of ``threads`` CPUs the alive nodes run at once (at least 1).
+    Queuing more would start a fresh worker process for each (imports and all) instead
+    of handing the next task to the worker that is done."""
+    nodes = [n for n in load_ray().nodes() if n.get("Alive")]
+    return max(1, sum(int(n.get("Resources", {}).get("CPU", 0) // threads) for n in nodes))
+
+
 def check_cluster(cfg: Any) -> None:
     """Before any task: a node can take a cell's ``threads`` CPUs, and every node sees
     the paths the config reads."""
@@ -179,8 +187,8 @@ class RayExecutor(Executor):
         return RayPlacement()
 
     def run(self, cfg: Any, units: Sequence[WorkUnit]) -> None:
-        ray, task = None, None
-        started = False
+        ray: Any = None
+        started, slots = False, 1
         pending: dict[Any, WorkUnit] = {}
         try:
             for unit in units:  # planned here one by one while earlier ones run
@@ -191,7 +199,10 @@ class RayExecutor(Executor):
                     ray = load_ray()
                     started = connect(cfg.threads, cfg.ray_address)
                     check_cluster(cfg)
+                    slots = task_slots(cfg.threads)
                     task = ray.remote(_call)
+                while len(pending) >= slots:  # no more tasks queued than can run: a
+                    self._collect(ray, pending)  # worker that is done takes the next
                 function, argument = work
                 needs = unit.resources()
                 ref = task.options(
@@ -203,23 +214,27 @@ class RayExecutor(Executor):
                 ).remote(function, argument)
                 pending[ref] = unit
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    unit = pending.pop(ref)
-                    try:
-                        outcome = ray.get(ref)
-                    except ray.exceptions.RayTaskError as exc:
-                        unit.fail(error_line(exc.cause if exc.cause is not None else exc))
-                    except ray.exceptions.RayError as exc:
-                        unit.fail(
-                            f"ray: {unit.label} did not finish after {self.max_retries} "
-                            f"retries: {error_line(exc).splitlines()[0]}"
-                        )
-                    else:
-                        unit.finish(outcome)
+                self._collect(ray, pending)
         finally:
             if started:
                 ray.shutdown()
+
+    def _collect(self, ray: Any, pending: dict[Any, WorkUnit]) -> None:
+        """Wait for a task to end and hand its result (or why it failed) to its unit."""
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            unit = pending.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                unit.fail(error_line(exc.cause if exc.cause is not None else exc))
+            except ray.exceptions.RayError as exc:
+                unit.fail(
+                    f"ray: {unit.label} did not finish after {self.max_retries} retries: "
+                    f"{error_line(exc)}"
+                )
+            else:
+                unit.finish(outcome)
 
 
 class RayPlacement(Placement):
