@@ -6,7 +6,7 @@ been written yet (the run folder is not even made)."""
 from __future__ import annotations
 
 from mrlbench.config import RunConfig
-from mrlbench.errors import ConfigError, MrlbenchError
+from mrlbench.errors import ConfigError, MrlbenchError, UnavailableError
 from mrlbench.types import Encoder, Strategy
 
 
@@ -14,6 +14,10 @@ def check(cfg: RunConfig) -> None:
     """Raise the first fault of ``cfg`` as one ``MrlbenchError``; return when sound."""
     if cfg.out.exists() and not cfg.out.is_dir():
         raise ConfigError(f"the run folder {cfg.out} is a file, not a folder")
+    if cfg.executor is not None:  # an executor that cannot run here stops the run at once
+        reason = type(cfg.executor.component).availability()
+        if reason:
+            raise UnavailableError(f"[run] executor '{cfg.executor.label}': {reason}")
     named = sorted({d for spec in cfg.strategies for d in _prefixes(spec.component)})
     for spec in cfg.encoders:
         encoder = spec.component

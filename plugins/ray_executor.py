@@ -201,8 +201,9 @@ class RayExecutor(Executor):
                     check_cluster(cfg)
                     slots = task_slots(cfg.threads)
                     task = ray.remote(_call)
+                ended = []
                 while len(pending) >= slots:  # no more tasks queued than can run: a
-                    self._collect(ray, pending)  # worker that is done takes the next
+                    ended += self._wait(ray, pending)  # worker that is done takes the next
                 function, argument = work
                 needs = unit.resources()
                 ref = task.options(
@@ -213,28 +214,34 @@ class RayExecutor(Executor):
                     name=f"mrlbench {unit.label}",
                 ).remote(function, argument)
                 pending[ref] = unit
+                for done, unit_done in ended:  # written while the next task runs
+                    self._finish(ray, done, unit_done)
             while pending:
-                self._collect(ray, pending)
+                for done, unit_done in self._wait(ray, pending):
+                    self._finish(ray, done, unit_done)
         finally:
             if started:
                 ray.shutdown()
 
-    def _collect(self, ray: Any, pending: dict[Any, WorkUnit]) -> None:
-        """Wait for a task to end and hand its result (or why it failed) to its unit."""
+    @staticmethod
+    def _wait(ray: Any, pending: dict[Any, WorkUnit]) -> list[tuple[Any, WorkUnit]]:
+        """Wait for a task to end; the ended tasks with their units, out of ``pending``."""
         ready, _ = ray.wait(list(pending), num_returns=1)
-        for ref in ready:
-            unit = pending.pop(ref)
-            try:
-                outcome = ray.get(ref)
-            except ray.exceptions.RayTaskError as exc:
-                unit.fail(error_line(exc.cause if exc.cause is not None else exc))
-            except ray.exceptions.RayError as exc:
-                unit.fail(
-                    f"ray: {unit.label} did not finish after {self.max_retries} retries: "
-                    f"{error_line(exc)}"
-                )
-            else:
-                unit.finish(outcome)
+        return [(ref, pending.pop(ref)) for ref in ready]
+
+    def _finish(self, ray: Any, ref: Any, unit: WorkUnit) -> None:
+        """Hand an ended task's result (or why it failed) to its unit."""
+        try:
+            outcome = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            unit.fail(error_line(exc.cause if exc.cause is not None else exc))
+        except ray.exceptions.RayError as exc:
+            unit.fail(
+                f"ray: {unit.label} did not finish after {self.max_retries} retries: "
+                f"{error_line(exc)}"
+            )
+        else:
+            unit.finish(outcome)
 
 
 class RayPlacement(Placement):
