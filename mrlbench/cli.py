@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from mrlbench import __version__, compare, config, describe, preflight, report, rundir
+from mrlbench import __version__, compare, config, describe, preflight, run_directory, tables
 from mrlbench.console import (
     Col,
     console,
@@ -107,8 +107,8 @@ def run(
     cells = len(cfg.encoders) * len(cfg.backends) * len(cfg.strategies)
     preflight.check(cfg)  # before the progress bars: a fault is one line
     with progress_bar() as progress:
-        done = rundir.execute(cfg, RichObserver(progress, cells), checked=True)
-    report.show(console, done.rows, cfg.ks, wide=wide)
+        done = run_directory.execute(cfg, RichObserver(progress, cells), checked=True)
+    tables.show(console, done.rows, cfg.ks, wide=wide)
     console.print(f"leaderboards written to {cfg.out}/leaderboard.(csv|json|md)")
     if done.report is not None:
         console.print(f"report written to {done.report}", highlight=False)
@@ -120,7 +120,7 @@ def run(
 @click.argument("run_dir", type=click.Path())
 def report_command(run_dir: str) -> None:
     """Write RUN_DIR/report.html and the plots from a finished run."""
-    path = rundir.redraw(run_dir, registry())
+    path = run_directory.redraw(run_dir, registry())
     if path is not None:
         console.print(f"report written to {path}", highlight=False)
 
@@ -153,7 +153,7 @@ def compare_command(
     run_a: str, run_b: str, accuracy: float | None, latency: float | None, wide: bool
 ) -> None:
     """Every row both runs share, with the change in accuracy and in time."""
-    before, after = rundir.load(run_a), rundir.load(run_b)
+    before, after = run_directory.load(run_a), run_directory.load(run_b)
     found = compare.changes(before, after)
     if not found:
         raise MrlbenchError(f"{run_a} and {run_b} share no ok rows")
@@ -163,7 +163,7 @@ def compare_command(
         cols = [c for c in cols if c in ("top1", compare.headline(cols)) or c in LATENCY]
     title = f"{run_a} -> {run_b} (accuracy: difference; timings: %)"
     width = None if wide else console.width
-    print_table(console, report.compare_table(title, found, cols, bad, width))
+    print_table(console, tables.compare_table(title, found, cols, bad, width))
     for ch in bad:
         console.print(f"[bold red]regressed[/]: {escape(ch.describe())}", highlight=False)
     if bad:

@@ -21,7 +21,7 @@ from mrlbench.errors import DataError, MrlbenchError, WriteError
 from mrlbench.index_cache import index_path, load_or_build
 from mrlbench.rerank import rerank
 from mrlbench.resume import MISSING, cached
-from mrlbench.search import (
+from mrlbench.search_stage import (
     LATENCY_BUDGET_S,
     LATENCY_MIN_QUERIES,
     best_of,

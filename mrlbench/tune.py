@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench import config, plots, rundir
+from mrlbench import config, plots, run_directory
 from mrlbench.config import RunConfig, Spec
 from mrlbench.errors import ConfigError
 from mrlbench.leaderboard import Row, headline, pareto, single_shot
@@ -257,7 +257,7 @@ def run(
         latency_queries=min(cfg.latency_queries, SAMPLE_LATENCY_QUERIES),
         index_cache=cfg.index_cache,
     )
-    sample_rows = rundir.execute(first, observer).rows
+    sample_rows = run_directory.execute(first, observer).rows
     front = fronts(sample_rows, metric)
     own = [s for s in cfg.strategies if s.component.name in ("adaptive", "funnel")]
     second = replace(
@@ -272,7 +272,7 @@ def run(
         ],
         index_cache=cfg.index_cache,
     )
-    full_rows = rundir.execute(second, observer, checked=True).rows
+    full_rows = run_directory.execute(second, observer, checked=True).rows
     chosen = best(full_rows, front, metric, budget_mflops, budget_ms)
     write_csv(cfg.out / "tune.csv", tried, sample_rows, full_rows, front, metric)
     draw(cfg.out, full_rows, front, chosen, metric)

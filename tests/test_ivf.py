@@ -15,7 +15,7 @@ from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench.errors import ConfigError, DataError
 from mrlbench.index_cache import index_path, load_or_build
-from mrlbench.search import search_dim
+from mrlbench.search_stage import search_dim
 from mrlbench.store import scan
 from mrlbench.types import Embeddings
 from mrlbench.vectors import PrefixBlocks, prefix

@@ -13,7 +13,7 @@ from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench.errors import DataError, MrlbenchError
 from mrlbench.index_cache import index_path, load_or_build
-from mrlbench.search import search_dim
+from mrlbench.search_stage import search_dim
 from mrlbench.store import scan
 from mrlbench.types import Embeddings
 

@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from mrlbench import console as term
-from mrlbench import describe, report, rundir
+from mrlbench import describe, run_directory, tables
 from mrlbench import leaderboard as lb
 from mrlbench.cli import cli as cli_group
 from mrlbench.console import Col, fitted_table, layout, output_width
@@ -101,8 +101,8 @@ def test_output_width_follows_columns_else_a_fixed_width_for_pipes():
 # ------------------------------------------------------------------ the run's tables
 @pytest.mark.parametrize("width", [110, 80])
 def test_run_tables_fit_and_keep_labels_apart(demo, width):
-    rows = rundir.load(demo)
-    text = rendered(lambda c: report.show(c, rows, KS), width)
+    rows = run_directory.load(demo)
+    text = rendered(lambda c: tables.show(c, rows, KS), width)
     assert_fits(text, width)
     cells = cell_texts(text)
     assert "flat@8" in cells and "flat@256" in cells  # whole, and told apart
@@ -118,8 +118,8 @@ def test_run_tables_fit_and_keep_labels_apart(demo, width):
 
 
 def test_run_tables_wide_show_every_column(demo):
-    rows = rundir.load(demo)
-    text = rendered(lambda c: report.show(c, rows, KS, wide=True), 110)
+    rows = run_directory.load(demo)
+    text = rendered(lambda c: tables.show(c, rows, KS, wide=True), 110)
     assert "not shown" not in text
     flat = " ".join(text.split())
     for name in ("recall@100", "latency_ms_p99", "build_s", "device", "status"):

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrlbench import config, html_report, preflight, report, runner
+from mrlbench import config, html_report, preflight, runner, tables
 from mrlbench.config import RunConfig
 from mrlbench.env import describe
 from mrlbench.errors import DataError, MrlbenchError, error_line
@@ -50,7 +50,7 @@ def _execute(cfg: RunConfig, observer: Observer | None) -> Executed:
         env = describe(components) | {"threads": cfg.threads}
         write_json(cfg.out / "env.json", env | {"executor": runner.executor_of(cfg).name})
         rows = runner.run(cfg, observer)
-    report.write(cfg.out, rows, cfg.ks)
+    tables.write(cfg.out, rows, cfg.ks)
     write_json(
         cfg.out / "neighbors.json",
         [

@@ -6,7 +6,7 @@ import csv
 import json
 
 from mrlbench.leaderboard import Row, frontier, pareto
-from mrlbench.report import write
+from mrlbench.tables import write
 
 
 def test_pareto_frontier_by_hand():
