@@ -20,7 +20,7 @@ from mrlbench.errors import ConfigError, DataError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.index_cache import index_path
 from mrlbench.plugins import registry
-from mrlbench.search import search_dim
+from mrlbench.search_stage import search_dim
 
 INDEX_RE = re.compile(r"^(exactl2|hnsw(\d+))$")
 
