@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import brute_force, normalized
-from mrlbench_plugins.faiss.ivf import KSUB, FaissIVF, FaissIVFPQ, IVFIndex
+from mrlbench_plugins.faiss.ivf import FaissIVF
+from mrlbench_plugins.faiss.ivf_index import IVFIndex
+from mrlbench_plugins.faiss.ivfpq import KSUB, FaissIVFPQ
 from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench.errors import ConfigError, DataError
