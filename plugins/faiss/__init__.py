@@ -1,5 +1,6 @@
 """The FAISS backends (``exact``: ``faiss-exact``; ``hnsw``: ``faiss-hnsw``; ``ivf``:
-``faiss-ivf`` and ``faiss-ivfpq``, rigid or AdANNS IVF) and what they share: importing
+``faiss-ivf``, ``ivfpq``: ``faiss-ivfpq``, rigid or AdANNS IVF, both registered by ``ivf``'s
+hook) and what they share: importing
 FAISS with the install hint, what it can use here, and ``FaissBackend`` (availability,
 ``env.json`` facts, index files)."""
 
