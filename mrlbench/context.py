@@ -1,13 +1,10 @@
-"""What a strategy sees while it runs (``RetrievalContext``). ``Context``: for one encoder
-and one backend of a run, the searches the strategies planned, run once and shared,
-resumed from the neighbour files of an earlier run, and reranks of shortlists.
-``GivenShortlist``: a shortlist made elsewhere (a neighbours file) and the arrays to
-rerank it with, so that a strategy runs on it exactly as in a run. ``Live``: indexes held
-in memory, searched when the strategy asks (what the pytest plugin times)."""
+"""What a strategy sees while the runner runs it (``RetrievalContext``). ``Context``: for
+one encoder and one backend of a run, the searches the strategies planned, run once and
+shared, resumed from the neighbour files of an earlier run, and reranks of shortlists;
+``OneQuery``: the same for one query of the latency sample (``Context.latencies``)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,21 +13,15 @@ import numpy as np
 
 from mrlbench import neighbors
 from mrlbench.config import RunConfig, Spec
-from mrlbench.cost import search_mflops
 from mrlbench.errors import DataError, MrlbenchError, WriteError
-from mrlbench.index_cache import index_path, load_or_build
+from mrlbench.index_cache import index_path
 from mrlbench.rerank import rerank
 from mrlbench.resume import MISSING, cached
-from mrlbench.search_stage import (
-    LATENCY_BUDGET_S,
-    LATENCY_MIN_QUERIES,
-    best_of,
-    check_request,
-    relative_spread,
-    search_dim,
-)
+from mrlbench.sampling import latency_sample, sample_queries
+from mrlbench.search_stage import check_request, search_dim
 from mrlbench.sink import Direct
 from mrlbench.store import digest, scan
+from mrlbench.timing import Untimed, best_of, one_at_a_time, stopwatch
 from mrlbench.truth import ground_truth
 from mrlbench.types import (
     Backend,
@@ -41,7 +32,6 @@ from mrlbench.types import (
     Shortlist,
     Strategy,
 )
-from mrlbench.vectors import prefix
 
 
 class Context:
@@ -60,7 +50,7 @@ class Context:
         first = self.embeddings(self.encoder.dims[0], check=False)
         self.model = enc.label
         self.dataset = first.query_dataset
-        self.index_name = file_tag(be.label, self.backend)
+        self.index_name = neighbors.file_tag(be.label, self.backend)
         self.n_database = len(first.database)
         self.n_queries = len(first.queries)
         self.labels = (first.database_labels, first.query_labels)
@@ -240,41 +230,11 @@ class Context:
         in memory) plus its reranks (run here for that query alone), on the seeded
         sample, best of ``repeats`` passes after one warm-up query; fewer queries when
         they are slow. Also the spread of the passes' medians."""
-        if len(self.sample) == 0:
-            return {}, 0.0
-        try:
-            strategy.run(OneQuery(self, 0))  # untimed warm-up
-        except _Untimed:
-            return {}, 0.0
-        passes: list[dict[str, list[float]]] = []
-        count, spent = len(self.sample), 0.0
-        for _ in range(self.cfg.repeats):
-            times: dict[str, list[float]] = {}
-            for position in range(count):
-                start = time.perf_counter()
-                try:
-                    rows = strategy.run(OneQuery(self, position))
-                except _Untimed:
-                    count = position
-                    break
-                spent += time.perf_counter() - start
-                for row in rows:
-                    times.setdefault(row.label, []).append(row.seconds)
-                if not passes and spent > LATENCY_BUDGET_S and position + 1 >= LATENCY_MIN_QUERIES:
-                    count = position + 1
-                    break
-            passes.append(times)
-        best = {label: np.min([p[label][:count] for p in passes], axis=0) for label in passes[0]}
-        spread = max(
-            (relative_spread([np.median(p[label][:count]) for p in passes]) for label in best),
-            default=0.0,
-        )
-        return best, spread
 
+        def one(position: int) -> dict[str, float]:
+            return {row.label: row.seconds for row in strategy.run(OneQuery(self, position))}
 
-class _Untimed(Exception):
-    """The sample query has no single-query search timing (the search stage stopped
-    early on a slow search)."""
+        return one_at_a_time(len(self.sample), one, self.cfg.repeats)
 
 
 class OneQuery:
@@ -292,16 +252,14 @@ class OneQuery:
         found = self.ctx.search(dim, k)
         seconds = self.ctx._query_seconds[(dim, k)]
         if self.position >= len(seconds):
-            raise _Untimed
+            raise Untimed
         q = self.query
         return replace(found, ids=found.ids[q : q + 1], seconds=float(seconds[self.position]))
 
     def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
         emb = self.ctx.embeddings(dim)
         q = self.query
-        start = time.perf_counter()
-        out = rerank(emb.database, emb.queries[q : q + 1], ids, dim, keep, 1)
-        return out, time.perf_counter() - start
+        return stopwatch(lambda: rerank(emb.database, emb.queries[q : q + 1], ids, dim, keep, 1))
 
 
 def same_labels(first: Embeddings, other: Embeddings, label: str) -> None:
@@ -315,43 +273,6 @@ def same_labels(first: Embeddings, other: Embeddings, label: str) -> None:
                 f"encoder {label}: its dims disagree on the {what} rows or labels "
                 f"({len(a)} against {len(b)} rows)"
             )
-
-
-def sample_queries(emb: Embeddings, n: int) -> Embeddings:
-    """A seeded sample of ``n`` of the queries, in their original order (encoder key
-    ``queries = N``): CPU runs at ImageNet size in minutes."""
-    if n >= len(emb.queries):
-        return emb
-    rows = sampled_rows(len(emb.queries), n)
-    return replace(
-        emb,
-        queries=np.asarray(emb.queries[rows]),
-        query_labels=emb.query_labels[rows],
-        query_fingerprint=digest([emb.query_fingerprint or scan(emb.queries, finite=False), n]),
-    )
-
-
-def sampled_rows(total: int, n: int) -> np.ndarray:
-    """The rows of the seeded sample of ``n`` of ``total`` queries, ascending."""
-    if n >= total:
-        return np.arange(total)
-    return np.sort(np.random.default_rng(0).choice(total, size=n, replace=False))
-
-
-def latency_sample(n_queries: int, size: int) -> np.ndarray:
-    """The seeded sample of queries timed one at a time."""
-    rng = np.random.default_rng(0)
-    return rng.choice(n_queries, size=min(size, n_queries), replace=False)
-
-
-def file_tag(label: str, backend: Backend) -> str:
-    """The index name in neighbour file names: the reference's (``exactl2``, ``hnsw32``)
-    for a backend labelled with its plugin name, else with its label appended, so that
-    two backends of one run never write the same files."""
-    if label == backend.name:
-        return backend.index_name
-    safe = "".join(c if c.isalnum() or c in "-." else "-" for c in label)
-    return f"{backend.index_name}-{safe}"
 
 
 class GivenShortlist:
@@ -385,38 +306,4 @@ class GivenShortlist:
         return Shortlist(self.ids[:, :k], 0.0, 0.0, 0.0, "CPU")
 
     def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
-        start = time.perf_counter()
-        out = rerank(self.database, self.queries, ids, dim, keep, self.threads)
-        return out, time.perf_counter() - start
-
-
-class Live:
-    """A ``RetrievalContext`` that runs each search when the strategy asks for it, over
-    indexes built (or loaded from the run's cache) beforehand and held in memory: one
-    ``strategy.run(live)`` is exactly a cell's retrieval, every query at once."""
-
-    def __init__(self, ctx: Context, requests: set[SearchRequest]) -> None:
-        self.ctx = ctx
-        self.model, self.dataset, self.index_name = ctx.model, ctx.dataset, ctx.index_name
-        self.n_database, self.n_queries = ctx.n_database, ctx.n_queries
-        self.indexes = {}
-        for dim in sorted({r.dim for r in requests}):
-            emb = ctx.embeddings(dim)
-            path = index_path(
-                ctx.cfg.index_cache, ctx.model, emb.dataset, dim, ctx.backend.cache_name
-            )
-            self.indexes[dim] = load_or_build(ctx.backend, emb, dim, path)[0]
-
-    def search(self, dim: int, k: int | None = None) -> Shortlist:
-        k = k or self.ctx.longest_k
-        emb = self.ctx.embeddings(dim)
-        start = time.perf_counter()
-        ids, per_query = self.ctx.backend.search(self.indexes[dim], prefix(emb.queries, dim), k)
-        seconds = time.perf_counter() - start
-        return Shortlist(ids, seconds, search_mflops(per_query, dim), 0.0, self.ctx.backend.device)
-
-    def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
-        emb = self.ctx.embeddings(dim)
-        start = time.perf_counter()
-        out = rerank(emb.database, emb.queries, ids, dim, keep, self.ctx.cfg.threads)
-        return out, time.perf_counter() - start
+        return stopwatch(lambda: rerank(self.database, self.queries, ids, dim, keep, self.threads))

@@ -18,8 +18,8 @@ import numpy as np
 from mrlbench import leaderboard as lb
 from mrlbench import neighbors as nbfiles
 from mrlbench import plots
-from mrlbench.context import sampled_rows
 from mrlbench.leaderboard import Row, single_shot
+from mrlbench.sampling import sampled_rows
 from mrlbench.store import read_json, write_text
 from mrlbench.types import Encoder
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from mrlbench.errors import DataError
 from mrlbench.store import atomic_write, load_npy, save_npy
+from mrlbench.types import Backend
 
 
 def search_stem(model: str, index: str, dim: int, k: int, dataset: str) -> str:
@@ -50,3 +51,13 @@ def load(path: str | Path) -> np.ndarray:
     if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
         raise DataError(f"{path}: expected a 2-d integer array, got {ids.dtype} {ids.shape}")
     return ids
+
+
+def file_tag(label: str, backend: Backend) -> str:
+    """The index name in neighbour file names: the reference's (``exactl2``, ``hnsw32``)
+    for a backend labelled with its plugin name, else with its label appended, so that
+    two backends of one run never write the same files."""
+    if label == backend.name:
+        return backend.index_name
+    safe = "".join(c if c.isalnum() or c in "-." else "-" for c in label)
+    return f"{backend.index_name}-{safe}"

@@ -18,15 +18,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from mrlbench import config as configs
 from mrlbench import runner
 from mrlbench.config import Spec
-from mrlbench.context import Context, Live
+from mrlbench.context import Context
+from mrlbench.cost import search_mflops
 from mrlbench.errors import ConfigError
+from mrlbench.index_cache import index_path, load_or_build
 from mrlbench.plugins import registry
-from mrlbench.types import Observer
+from mrlbench.rerank import rerank
+from mrlbench.timing import stopwatch
+from mrlbench.types import Observer, SearchRequest, Shortlist
+from mrlbench.vectors import prefix
 
 ROUNDS = 5
 
@@ -91,3 +97,35 @@ def mrlbench_cell(benchmark: Any, tmp_path: Path) -> Callable[..., dict[str, Any
         return record
 
     return cell
+
+
+class Live:
+    """A ``RetrievalContext`` that runs each search when the strategy asks for it, over
+    indexes built (or loaded from the run's cache) beforehand and held in memory: one
+    ``strategy.run(live)`` is exactly a cell's retrieval, every query at once."""
+
+    def __init__(self, ctx: Context, requests: set[SearchRequest]) -> None:
+        self.ctx = ctx
+        self.model, self.dataset, self.index_name = ctx.model, ctx.dataset, ctx.index_name
+        self.n_database, self.n_queries = ctx.n_database, ctx.n_queries
+        self.indexes = {}
+        for dim in sorted({r.dim for r in requests}):
+            emb = ctx.embeddings(dim)
+            path = index_path(
+                ctx.cfg.index_cache, ctx.model, emb.dataset, dim, ctx.backend.cache_name
+            )
+            self.indexes[dim] = load_or_build(ctx.backend, emb, dim, path)[0]
+
+    def search(self, dim: int, k: int | None = None) -> Shortlist:
+        k = k or self.ctx.longest_k
+        emb = self.ctx.embeddings(dim)
+        queries = prefix(emb.queries, dim)
+        (ids, per_query), seconds = stopwatch(
+            lambda: self.ctx.backend.search(self.indexes[dim], queries, k)
+        )
+        return Shortlist(ids, seconds, search_mflops(per_query, dim), 0.0, self.ctx.backend.device)
+
+    def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
+        emb = self.ctx.embeddings(dim)
+        threads = self.ctx.cfg.threads
+        return stopwatch(lambda: rerank(emb.database, emb.queries, ids, dim, keep, threads))

@@ -543,7 +543,7 @@ def test_a_sampled_query_set_gets_its_own_retrieval_examples(
     """With ``queries = N`` the neighbour files hold the sample's rows: the examples show
     the sampled queries (their images and labels), not rows of the whole query set."""
     from mrlbench import plots
-    from mrlbench.context import sampled_rows
+    from mrlbench.sampling import sampled_rows
 
     drawn = []
     real = plots.draw_examples
