@@ -144,6 +144,8 @@ def build(
     if not isinstance(settings["ray_address"], str):
         raise ConfigError("[run] ray_address must be a string (host:port, or ray://host:port)")
     executor = _executor(settings["executor"], registry, base)
+    component = executor.component
+    placement = component.placement() if isinstance(component, Executor) else None
     specs: dict[str, list[Spec]] = {}
     for section, kind in SECTIONS.items():
         tables = raw.get(section, [])
@@ -159,7 +161,7 @@ def build(
                 if not isinstance(queries, int) or isinstance(queries, bool) or queries < 1:
                     raise ConfigError("encoder key 'queries' must be a positive integer")
                 table = {k: v for k, v in table.items() if k != "queries"}
-            label, component = registry.create(kind, table, base)
+            label, component = registry.create(kind, table, base, placement)
             full = dict(component.table)  # paths made absolute
             if "name" in table:
                 full = {"plugin": full.pop("plugin"), "name": table["name"], **full}

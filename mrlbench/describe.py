@@ -18,6 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from mrlbench.plugins import accepted_arguments
+from mrlbench.types import Backend
+
+SHARDS_DOC = (
+    "Row ranges searched apart and merged by the harness (one Ray actor each under the "
+    "Ray executor; one after the other otherwise); the same neighbours as 1."
+)
 
 # `key: text`, `key (type): text`, ``key``: text (Google style and plain lines)
 GOOGLE = re.compile(
@@ -145,6 +151,8 @@ def describe(cls: type) -> Description:
             kind += " (path)"
         default = "" if required else toml_value(p.default)
         keys.append(Key(name, default, required, kind, docs.get(name, "")))
+    if issubclass(cls, Backend) and cls.shardable():  # the harness's key (mrlbench.shards)
+        keys.append(Key("shards", "1", False, "int", SHARDS_DOC))
     module = sys.modules.get(cls.__module__)
     text = summary(vars(cls).get("__doc__")) or summary(getattr(module, "__doc__", None))
     return Description(text, tuple(keys), open_ended)

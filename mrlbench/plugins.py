@@ -14,7 +14,8 @@ import pluggy
 
 from mrlbench import hookspecs
 from mrlbench.errors import ConfigError
-from mrlbench.types import Backend, Component, Dataset, Encoder, Executor, Strategy
+from mrlbench.shards import sharded
+from mrlbench.types import Backend, Component, Dataset, Encoder, Executor, Placement, Strategy
 
 PLUGINS_DIR_ENV = "MRLBENCH_PLUGINS_DIR"
 BLOCK_ENV = "MRLBENCH_BLOCK_PLUGINS"  # comma-separated plugin (entry point) names to skip
@@ -84,14 +85,24 @@ class Registry:
         return [item for kind in KINDS for _, item in sorted(self._items[kind].items())]
 
     def create(
-        self, kind: str, table: Mapping[str, Any], base: Path | None = None
+        self,
+        kind: str,
+        table: Mapping[str, Any],
+        base: Path | None = None,
+        placement: Placement | None = None,
     ) -> tuple[str, Component]:
         """Instantiate a component from a config table: ``plugin``, optional ``name`` label,
         the other keys as keyword arguments. Returns (label, component). Relative paths
         in the keys the class names in ``paths`` are taken from ``base`` (the config
         file's folder; default the current folder) and recorded absolute in the
-        component's ``table``, as are component arguments' own tables."""
+        component's ``table``, as are component arguments' own tables. A backend's
+        ``shards = N`` is the harness's key: the backend is made without it and wrapped
+        in ``mrlbench.shards.Sharded``, its shards kept where ``placement`` puts them
+        (the run executor's; this process when ``None``)."""
         table = dict(table)
+        if kind == "backend" and "shards" in table:
+            return self._sharded(table, base, placement)
+
         plugin = table.pop("plugin", None)
         if not isinstance(plugin, str):
             known = ", ".join(self.names(kind)) or "none"
@@ -124,6 +135,25 @@ class Registry:
             raise ConfigError(f"{kind} plugin '{plugin}': {exc}") from None
         component.table = {"plugin": plugin, **table}
         return (label or plugin), component
+
+    def _sharded(
+        self, table: dict[str, Any], base: Path | None, placement: Placement | None
+    ) -> tuple[str, Component]:
+        """A backend table with ``shards``: the plugin's backend made without the key,
+        wrapped by the harness; the wrapper's ``table`` is the table as written."""
+        shards = table.pop("shards")
+        label, made = self.create("backend", table, base)
+        plugin = made.table["plugin"]
+        if not isinstance(made, Backend):
+            raise ConfigError(f"backend plugin '{plugin}' is not a Backend")
+        try:
+            wrapped = sharded(made, shards, placement)
+        except ConfigError as exc:
+            raise ConfigError(f"backend plugin '{plugin}': {exc}") from None
+        order = [k for k in (*table, "shards") if k not in ("plugin", "name")]
+        wrapped.table = {"plugin": plugin, **{**made.table, "shards": shards}}
+        wrapped.table = {"plugin": plugin, **{k: wrapped.table[k] for k in order}}
+        return label, wrapped
 
     def _part(self, kind: str, value: Any, owner: str, base: Path | None) -> Component:
         """A component argument given as ``"name"`` or ``{plugin = "name", ...}``."""

@@ -26,7 +26,7 @@ from mrlbench.plugins import loaded_dirs, registry, worker_env
 from mrlbench.resume import cached
 from mrlbench.sink import Recorder, replay
 from mrlbench.store import digest
-from mrlbench.types import Executor, Observer, Retrieval, SearchRequest
+from mrlbench.types import Backend, Executor, Observer, Retrieval, SearchRequest
 
 CELL_FORMAT = 2  # finished cells of an older format (before knn_recall) run again
 
@@ -49,11 +49,8 @@ def run(cfg: RunConfig, observer: Observer | None = None) -> list[Row]:
     The run's executor (``[run] executor``) runs the pairs; rows come back in config order."""
     observer = observer or Observer()
     executor = executor_of(cfg)
-    placement = executor.placement()
     for spec in (*cfg.encoders, *cfg.backends, *cfg.strategies):
         spec.component.observer = observer
-    for spec in cfg.backends:
-        spec.component.placement = placement  # type: ignore[attr-defined]
     units = [Pair(cfg, enc, be, observer) for enc in cfg.encoders for be in cfg.backends]
     with threads(cfg):
         executor.run(cfg, units)
@@ -169,8 +166,8 @@ class Pair:
 
     def resources(self) -> dict[str, Any]:
         backend = self.be.component
-        sharded = getattr(backend, "shards", 1) > 1  # its shards hold the GPUs
-        return {"cpus": self.cfg.threads, "gpu": False if sharded else backend.wants_gpu}  # type: ignore[attr-defined]
+        gpu = backend.wants_gpu if isinstance(backend, Backend) else False  # sharded: False
+        return {"cpus": self.cfg.threads, "gpu": gpu}
 
     def finish(self, outcome: Outcome) -> None:
         replay(outcome.ops)  # the files first: a row never points at a missing file
@@ -231,8 +228,6 @@ def compute(task: Task) -> Outcome:
         cfg = config.build(task.raw, registry())
         enc, be = cfg.encoders[0], cfg.backends[0]
         observer = Observer()
-        executor = executor_of(cfg)
-        be.component.placement = executor.placement()  # type: ignore[attr-defined]
         sink = Recorder(cfg.out)
         with threads(cfg):
             reason = type(enc.component).availability() or type(be.component).availability()

@@ -1,19 +1,20 @@
-"""Sharded exact search (an exact backend's ``shards = N``): the database split into N
-row ranges, each built and searched apart by an unsharded copy of the backend, and the
-per-shard top-k merged by distance, ties to the smaller id, which is how a single exact
-search orders them: the same neighbours as one search over every row.
+"""Sharded search (``shards = N`` on a backend that declares ``Backend.nearest``), done by
+the harness, not by the plugin: the registry wraps the backend in ``Sharded``, which
+splits the database into N row ranges, builds and searches each apart with the plugin's
+own backend, and merges the per-shard top-k by distance, ties to the smaller id, which
+is how a single exact search orders them: the same neighbours as one search.
 
-Where the shards live is the executor's ``Placement`` (``Backend.placement``): in this
-process, searched one after the other (the local executor); or one per worker (the Ray
-executor: an actor per shard, searched at once). A remote shard reads its rows from the
-database's ``.npy`` file when the database is memory-mapped (a path every node sees),
-else it is sent them. Each shard's rows, build and search seconds are kept with the
-search (``report``: the search's sidecar in ``neighbors/``)."""
+Where the shards live is the run executor's ``Placement`` (given to ``sharded`` when
+the config is built): in this process, searched one after the other (the local
+executor); or one per worker (the Ray executor: an actor per shard, searched at once).
+A remote shard reads its rows from the database's ``.npy`` file when the database is
+memory-mapped (a path every node sees), else it is sent them. Each shard's rows, build
+and search seconds are kept with the search (``report``: the search's sidecar in
+``neighbors/``)."""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
 import os
 import socket
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import ConfigError, DataError
+from mrlbench.errors import ConfigError, DataError, MrlbenchError
 from mrlbench.types import Backend, Placement
 from mrlbench.vectors import PrefixBlocks
 
@@ -81,9 +82,8 @@ def portable(database: np.ndarray, start: int, stop: int) -> MappedRows | np.nda
 
 
 class Shard:
-    """One row range of a sharded index: an unsharded copy of the backend (given, or
-    made again from its config table by the registry on a worker) and its index over
-    the range's rows."""
+    """One row range of a sharded index: the plugin's backend (given, or made again from
+    its config table by the registry on a worker) and its index over the range's rows."""
 
     def __init__(
         self,
@@ -101,7 +101,10 @@ class Shard:
             for folder in plugins_dirs:
                 plugins.load(folder)
             registry = plugins.registry()
-            self.backend = registry.create("backend", {**backend, "shards": 1})[1]  # type: ignore[assignment]
+            made = registry.create("backend", backend)[1]
+            if not isinstance(made, Backend):
+                raise ConfigError(f"shard worker: {backend.get('plugin')} is not a backend")
+            self.backend = made
             if threads:
                 from threadpoolctl import threadpool_limits
 
@@ -129,7 +132,7 @@ class Shard:
         """(squared distances, database ids, seconds) of the ``k`` best rows of this shard
         for each query; -1 ids (at distance inf) where the shard has fewer than k rows."""
         began = time.perf_counter()
-        dist, ids = self.backend.nearest(self.index, queries, k)  # type: ignore[attr-defined]
+        dist, ids = self.backend.nearest(self.index, queries, k)
         ids = np.asarray(ids, dtype=np.int64)
         found = ids >= 0
         ids = np.where(found, ids + self.start, -1)
@@ -164,17 +167,22 @@ class ShardedIndex:
 
 
 def build(
-    backend: Backend, chunks: Iterable[np.ndarray], dim: int, shards: int, threads: int | None
+    backend: Backend,
+    placement: Placement,
+    chunks: Iterable[np.ndarray],
+    dim: int,
+    shards: int,
+    threads: int | None,
 ) -> ShardedIndex:
     """A sharded index over ``chunks`` (a backend's ``build`` argument): ``shards`` row
-    ranges, each built by an unsharded copy of ``backend`` where its placement puts it."""
+    ranges, each built by ``backend`` (the plugin's own) where ``placement`` puts it."""
     began = time.perf_counter()
     if isinstance(chunks, PrefixBlocks):
         database, progress = chunks.database, chunks.on_block
     else:
         database, progress = np.concatenate(list(chunks)), None
-    placement = backend.placement
     ranges = row_ranges(len(database), shards)
+    args: list[tuple[Any, ...]]
     if placement.remote:
         from mrlbench import plugins
 
@@ -186,11 +194,9 @@ def build(
         parts: list[Any] = [portable(database, a, b) for a, b in ranges]
         progress = None
     else:
-        one = copy.copy(backend)
-        one.shards = 1  # type: ignore[attr-defined]
-        args = [(one,)] * len(ranges)
+        args = [(backend,)] * len(ranges)
         parts = [database[a:b] for a, b in ranges]
-    handles = placement.start(Shard, args, gpu=backend.wants_gpu)  # type: ignore[arg-type]
+    handles = placement.start(Shard, args, gpu=backend.wants_gpu)
     calls = [(part, a, dim, progress) for part, (a, _) in zip(parts, ranges, strict=True)]
     built = placement.call(handles, "build", calls)
     return ShardedIndex(
@@ -263,3 +269,94 @@ def report(index: ShardedIndex) -> dict[str, Any]:
 
 def _round(value: Any) -> float | None:
     return None if value is None else round(float(value), 6)
+
+
+class Sharded(Backend):
+    """A backend whose database is split into ``shards`` row ranges (``shards = N``):
+    what the plugin's ``backend`` is (names, device, exactness, parameters) with the
+    sharded build, search and report. Made by ``sharded``; its ``table`` is the config
+    table as written (``shards`` included), the plugin's backend's is without it."""
+
+    cached = False  # the shards' indexes live with the shards
+
+    def __init__(self, backend: Backend, shards: int, placement: Placement) -> None:
+        self.backend, self.shards, self.placement = backend, shards, placement
+        self.threads: int | None = None
+
+    @property
+    def index_name(self) -> str:
+        return self.backend.index_name
+
+    @property
+    def cache_name(self) -> str:
+        return self.backend.cache_name
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    @property
+    def exact(self) -> bool:
+        return self.backend.exact
+
+    @property
+    def wants_gpu(self) -> bool | None:
+        return False  # the cell's task needs none: its shards hold the GPUs
+
+    def params(self) -> dict[str, Any]:
+        return self.backend.params()
+
+    def check(self, dim: int, k: int) -> None:
+        self.backend.check(dim, k)
+
+    def environment(self) -> dict[str, Any]:
+        return self.backend.environment()
+
+    def use_threads(self, threads: int) -> None:
+        self.backend.use_threads(threads)
+        self.threads = threads
+
+    def build(self, chunks: Iterable[np.ndarray], dim: int) -> ShardedIndex:
+        return build(self.backend, self.placement, chunks, dim, self.shards, self.threads)
+
+    def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+        _, ids = self.nearest(index, queries, k)
+        return ids, float(len(index))  # the cost model's N * d, as one search over N rows
+
+    def nearest(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return search(index, queries, k)
+
+    def index_report(self, index: Any) -> dict[str, Any]:
+        return report(index)
+
+    def write(self, index: Any, path: str) -> None:
+        raise MrlbenchError(f"{self.name}: a sharded index keeps no index files")
+
+    def read(self, path: str) -> Any:
+        raise MrlbenchError(f"{self.name}: a sharded index keeps no index files")
+
+
+def sharded(backend: Backend, shards: Any, placement: Placement | None = None) -> Backend:
+    """``backend`` searched as ``shards`` row ranges placed by ``placement`` (this
+    process when ``None``); ``backend`` itself for one shard. The wrapper's class carries
+    the plugin's ``name`` and its ``availability``/``where``, so that file names, labels
+    and checks are the plugin's."""
+    shards = check_shards(shards)
+    if not type(backend).shardable():
+        raise ConfigError(
+            f"shards = {shards}: {backend.name} cannot be sharded (it declares no "
+            "Backend.nearest: the per-range search whose results the harness merges)"
+        )
+    if shards == 1:
+        return backend
+    cls = type(backend)
+    wrapper = type(
+        f"Sharded{cls.__name__}",
+        (Sharded,),
+        {
+            "name": cls.name,
+            "availability": staticmethod(cls.availability),
+            "where": staticmethod(cls.where),
+        },
+    )
+    return wrapper(backend, shards, placement or Placement())

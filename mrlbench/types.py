@@ -175,10 +175,11 @@ class Encoder(Component):
 
 
 class Placement:
-    """Where the shards of a sharded index live (``Backend.placement``, set by the runner
-    from its executor). This default keeps them in this process and calls them one
-    after the other; an executor that runs elsewhere (the Ray executor: one actor per
-    shard) returns its own. ``remote``: whether shard arguments cross processes."""
+    """Where the shards of a sharded index live (``shards = N``: the run executor's
+    ``placement``, given to the harness's ``mrlbench.shards.Sharded``). This default
+    keeps them in this process and calls them one after the other; an executor that
+    runs elsewhere (the Ray executor: one actor per shard) returns its own. ``remote``:
+    whether shard arguments cross processes."""
 
     remote: ClassVar[bool] = False
 
@@ -201,11 +202,11 @@ class Backend(Component):
 
     ``cached``: whether an index is worth writing to the index cache (HNSW, IVF, PQ);
     an exact backend that searches the streamed prefixes as they are sets it False.
-    ``placement``: where a sharded index keeps its shards (the runner sets it)."""
+    A backend that implements ``nearest`` can be sharded (``shards = N``): the harness
+    builds and searches it once per row range and merges the results."""
 
     kind = "backend"
     cached: ClassVar[bool] = True
-    placement: Placement = Placement()
 
     @property
     @abstractmethod
@@ -259,6 +260,21 @@ class Backend(Component):
     @abstractmethod
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
         """Search normalised queries; returns (ids (m, k) int64, distance computations/query)."""
+
+    def nearest(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, ids), each (m, k), of the ``k`` nearest rows of ``index`` for each
+        normalised query, best first: ids are the index's own rows (0 for its first);
+        distances are squared L2, or squared L2 less a constant per query, comparable
+        across indexes of the same backend; -1 ids at distance inf where the index has
+        fewer than ``k`` rows. Declaring it makes the backend shardable (``shards = N``:
+        ``mrlbench.shards`` merges the per-range results by distance, ties to the
+        smaller id). The default declares nothing: the backend cannot be sharded."""
+        raise NotImplementedError(f"{self.name} declares no nearest: it cannot be sharded")
+
+    @classmethod
+    def shardable(cls) -> bool:
+        """Whether it implements ``nearest`` (and so takes ``shards = N``)."""
+        return cls.nearest is not Backend.nearest
 
     @abstractmethod
     def write(self, index: Any, path: str) -> None:

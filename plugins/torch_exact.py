@@ -7,9 +7,9 @@ copy is made), and searched there; on the CPU nothing is copied: the raw rows st
 from the memory-mapped arrays at each search, normalisation folded into the distance
 (``mrlbench.knn``), as with ``faiss-exact``. ``precision`` is the matrix product's: ``fp32``,
 ``bf16`` or ``fp16`` (norms and the top-k are float32); BENCHMARKS.md measures what the
-half precisions change in the neighbours and the metrics. ``shards = N`` splits the
-database into N row ranges searched apart and merged (``mrlbench.shards``), one per Ray
-actor (each on its own GPU where there are GPUs) under the Ray executor."""
+half precisions change in the neighbours and the metrics. It declares ``nearest``, so it
+takes the harness's ``shards = N`` (``mrlbench.shards``: one Ray actor per row range,
+each on its own GPU where there are GPUs, under the Ray executor)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench import shards as sharding
 from mrlbench.errors import ConfigError, MrlbenchError, missing, requires
 from mrlbench.hookspecs import hookimpl
 from mrlbench.knn import ExactIndex
@@ -42,15 +41,13 @@ class TorchExact(Backend):
         device: ``auto`` (CUDA when torch sees a GPU), ``cpu``, ``cuda`` or ``cuda:N``.
         precision: The matrix product's: ``fp32``, ``bf16`` or ``fp16`` (half precisions
             can reorder near-ties).
-        shards: Row ranges searched apart and merged (one Ray actor each under the Ray
-            executor; one after the other otherwise); the same neighbours as 1.
     """
 
     name = "torch-exact"
     cached = False  # the blocks (or their GPU copy, made at build time) are the index
     threads: int | None = None
 
-    def __init__(self, device: str = "auto", precision: str = "fp32", shards: int = 1) -> None:
+    def __init__(self, device: str = "auto", precision: str = "fp32") -> None:
         if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, not '{device}'")
         if precision not in PRECISIONS:
@@ -58,7 +55,6 @@ class TorchExact(Backend):
                 f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'"
             )
         self._device, self.precision = device, precision
-        self.shards = sharding.check_shards(shards)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -118,17 +114,12 @@ class TorchExact(Backend):
         ]
 
     def build(self, chunks: Iterable[np.ndarray], dim: int) -> Any:
-        if self.shards > 1:
-            return sharding.build(self, chunks, dim, self.shards, self.threads)
         index = ExactIndex.build(chunks, dim)
         if self.device == "CPU":
             return index
         return list(_blocks(index, self.torch_device))  # uploaded once, block by block
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-        if isinstance(index, sharding.ShardedIndex):
-            _, ids = sharding.search(index, queries, k)
-            return ids, float(len(index))
         _, ids, total = self._search(index, queries, k)
         return ids, float(total)
 
@@ -137,9 +128,6 @@ class TorchExact(Backend):
         best first, inf and -1 past the rows (what a shard returns for the merge)."""
         dist, ids, _ = self._search(index, queries, k)
         return dist, ids
-
-    def index_report(self, index: Any) -> dict[str, Any]:
-        return sharding.report(index) if isinstance(index, sharding.ShardedIndex) else {}
 
     def _search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, Any, int]:
         torch = _torch()

@@ -12,6 +12,9 @@ from conftest import brute_force
 from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench import shards
+from mrlbench.errors import ConfigError
+from mrlbench.plugins import Registry
+from mrlbench.types import Backend
 from mrlbench.vectors import PrefixBlocks, prefix
 
 XB, XQ, _, _ = synthetic_arrays(5000, 120, 48, 20, 3, 0.7, 0.8)
@@ -124,3 +127,70 @@ def test_a_sharded_run_gives_the_one_search_leaderboard_and_reports_each_shard(
     assert all(s["build_s"] >= 0 and s["search_s"] > 0 for s in report["shards"])
     assert report["shards_search_s"] >= max(s["search_s"] for s in report["shards"])
     assert report["shards_build_s"] >= 0 and "shards" not in boards[1, 8, "sidecar"]
+
+
+class NumpyExact(Backend):
+    """A third-party-style exact backend: brute force in numpy, ``nearest`` declared and
+    no sharding code; the harness shards it."""
+
+    name = "numpy-exact"
+    cached = False
+
+    @property
+    def index_name(self) -> str:
+        return "numpyl2"
+
+    def build(self, chunks, dim):
+        return np.concatenate(list(chunks))
+
+    def nearest(self, index, queries, k):
+        d = ((queries[:, None, :] - index[None, :, :]) ** 2).sum(-1)
+        order = np.argsort(d, axis=1, kind="stable")[:, :k]
+        dist, ids = np.take_along_axis(d, order, axis=1), order
+        if ids.shape[1] < k:
+            pad = k - ids.shape[1]
+            dist = np.pad(dist, ((0, 0), (0, pad)), constant_values=np.inf)
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+        return dist, ids
+
+    def search(self, index, queries, k):
+        return self.nearest(index, queries, k)[1], float(len(index))
+
+    def write(self, index, path):
+        raise NotImplementedError
+
+    def read(self, path):
+        raise NotImplementedError
+
+
+class NoNearest(NumpyExact):
+    name = "no-nearest"
+    nearest = Backend.nearest
+
+
+def own_registry() -> Registry:
+    reg = Registry()
+    reg.register("backend", "tests")(NumpyExact)
+    reg.register("backend", "tests")(NoNearest)
+    return reg
+
+
+def test_the_harness_shards_any_backend_that_declares_nearest():
+    reg = own_registry()
+    label, be = reg.create("backend", {"name": "np", "plugin": "numpy-exact", "shards": 4})
+    assert isinstance(be, shards.Sharded) and label == "np"
+    assert be.name == "numpy-exact" and be.index_name == "numpyl2"  # the plugin's file names
+    assert dict(be.table) == {"plugin": "numpy-exact", "shards": 4}  # as written
+    assert dict(be.backend.table) == {"plugin": "numpy-exact"}  # the plugin never sees it
+    assert type(be).availability() is None
+    np.testing.assert_array_equal(ids_of(be, 16, 30), brute_force(XB, XQ, 16, 30))
+    one = reg.create("backend", {"plugin": "numpy-exact", "shards": 1})[1]
+    assert type(one) is NumpyExact and dict(one.table) == {"plugin": "numpy-exact", "shards": 1}
+
+
+def test_shards_on_a_backend_without_nearest_or_not_a_count_is_one_clear_line():
+    reg = own_registry()
+    with pytest.raises(ConfigError, match=r"'no-nearest': shards = 2: no-nearest cannot be sh"):
+        reg.create("backend", {"plugin": "no-nearest", "shards": 2})
+    with pytest.raises(ConfigError, match="shards must be a positive integer, not 0"):
+        reg.create("backend", {"plugin": "numpy-exact", "shards": 0})

@@ -11,9 +11,9 @@ running k-th best). FAISS's own CPU ``IndexFlatL2`` needs the whole database in 
 neighbours up to float ties, the kernel is 1.4-1.5x faster at 16 dims (100k rows) and
 2-5% slower at 2048 (BENCHMARKS.md).
 
-``shards = N`` splits the database into N row ranges searched apart and merged
-(``mrlbench.shards``): one after the other here, or one per Ray actor under
-``[run] executor = "ray"``; the same neighbours as one search."""
+It declares ``nearest``, so it takes the harness's ``shards = N`` (``mrlbench.shards``:
+row ranges searched apart and merged, one after the other here or one per Ray actor
+under the Ray executor; the same neighbours as one search)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 from mrlbench_plugins.faiss import FaissBackend, gpu_count, load
 
-from mrlbench import shards as sharding
 from mrlbench.errors import ConfigError, MrlbenchError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.knn import ExactIndex, exact_knn
@@ -37,19 +36,16 @@ class FaissExact(FaissBackend):
 
     Args:
         device: ``auto`` (GPU when FAISS sees one), ``cpu`` or ``gpu``.
-        shards: Row ranges searched apart and merged (one Ray actor each under the Ray
-            executor; one after the other otherwise); the same neighbours as 1.
     """
 
     name = "faiss-exact"
     cached = False  # nothing costly to keep: the blocks are the index
     threads: int | None = None
 
-    def __init__(self, device: str = "auto", shards: int = 1) -> None:
+    def __init__(self, device: str = "auto") -> None:
         if device not in ("auto", "cpu", "gpu"):
             raise ConfigError(f"device must be auto, cpu or gpu, not '{device}'")
         self._device = device
-        self.shards = sharding.check_shards(shards)
 
     @property
     def exact(self) -> bool:
@@ -93,8 +89,6 @@ class FaissExact(FaissBackend):
             )
 
     def build(self, chunks: Iterable[np.ndarray], dim: int) -> Any:
-        if self.shards > 1:
-            return sharding.build(self, chunks, dim, self.shards, self.threads)
         if self.use_gpu:
             faiss = load()
             index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(dim))
@@ -104,9 +98,6 @@ class FaissExact(FaissBackend):
         return ExactIndex.build(chunks, dim)
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-        if isinstance(index, sharding.ShardedIndex):
-            _, ids = sharding.search(index, queries, k)
-            return ids, float(len(index))
         _, ids = self.nearest(index, queries, k)
         return ids, float(index.ntotal if not isinstance(index, ExactIndex) else len(index))
 
@@ -118,9 +109,6 @@ class FaissExact(FaissBackend):
             self.check(queries.shape[1], k)
             return index.search(queries, k)
         return exact_knn(index, queries, k, self.threads)
-
-    def index_report(self, index: Any) -> dict[str, Any]:
-        return sharding.report(index) if isinstance(index, sharding.ShardedIndex) else {}
 
     def write(self, index: Any, path: str) -> None:
         raise MrlbenchError("faiss-exact keeps no index files (nothing costly to build)")
