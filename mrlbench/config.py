@@ -8,7 +8,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from mrlbench.errors import ConfigError
 from mrlbench.metrics import MODES
@@ -31,12 +31,15 @@ RUN_DEFAULTS: dict[str, Any] = {
 SECTIONS = {"encoders": "encoder", "backends": "backend", "strategies": "strategy"}
 
 
+C = TypeVar("C", bound=Component)
+
+
 @dataclass(frozen=True)
-class Spec:
+class Spec(Generic[C]):
     """One configured component: its label, the instance and its config table."""
 
     label: str
-    component: Component
+    component: C
     table: dict[str, Any]
     queries: int | None = None  # encoders: ``queries = N``, a seeded sample of N queries
 
@@ -52,11 +55,15 @@ class RunConfig:
     threads: int
     latency_queries: int
     keep_neighbors: int
-    executor: Spec | None = None  # None: the local executor
+    executor: Spec[Executor] | None = None  # None: the local executor
     ray_address: str = ""
-    encoders: list[Spec] = field(default_factory=list)
-    backends: list[Spec] = field(default_factory=list)
-    strategies: list[Spec] = field(default_factory=list)
+    encoders: list[Spec[Encoder]] = field(default_factory=list)
+    backends: list[Spec[Backend]] = field(default_factory=list)
+    strategies: list[Spec[Strategy]] = field(default_factory=list)
+
+    def specs(self) -> list[Spec[Any]]:
+        """Every encoder, backend and strategy of the run, in that order."""
+        return [*self.encoders, *self.backends, *self.strategies]
 
     def timing(self) -> list[int]:
         """What a timing depends on besides the data and the components (resume keys)."""
@@ -146,7 +153,7 @@ def build(
     executor = _executor(settings["executor"], registry, base)
     component = executor.component
     placement = component.placement() if isinstance(component, Executor) else None
-    specs: dict[str, list[Spec]] = {}
+    specs: dict[str, list[Spec[Any]]] = {}
     for section, kind in SECTIONS.items():
         tables = raw.get(section, [])
         if not isinstance(tables, list) or not tables:
@@ -223,7 +230,7 @@ def _check_unique(specs: list[Spec], section: str) -> None:
         seen.add(spec.label)
 
 
-def _check_types(specs: dict[str, list[Spec]]) -> None:
+def _check_types(specs: dict[str, list[Spec[Any]]]) -> None:
     for section, base in (("encoders", Encoder), ("backends", Backend), ("strategies", Strategy)):
         for spec in specs[section]:
             if not isinstance(spec.component, base):

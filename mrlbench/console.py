@@ -231,8 +231,12 @@ def fitted_table(
             overflow="fold",
         )
     for row in rows:
-        table.add_row(*(row[i] if isinstance(row[i], Text) else Text(row[i]) for i in fit.shown))
+        table.add_row(*(_text(row[i]) for i in fit.shown))
     return table
+
+
+def _text(cell: str | Text) -> Text:
+    return cell if isinstance(cell, Text) else Text(cell)
 
 
 def print_table(out: Console, table: Table) -> None:
@@ -253,7 +257,7 @@ class Speed(TextColumn):
         super().__init__("")
         self.unit = unit
 
-    def render(self, task: Any) -> Text:  # type: ignore[override]
+    def render(self, task: Any) -> Text:
         return Text(f"{task.speed:,.0f} {self.unit}" if task.speed else "")
 
 

@@ -39,12 +39,16 @@ class Context:
     (``mrlbench.sink``: written at once by default; recorded on a worker)."""
 
     def __init__(
-        self, cfg: RunConfig, enc: Spec, be: Spec, observer: Observer, sink: Any = None
+        self,
+        cfg: RunConfig,
+        enc: Spec[Encoder],
+        be: Spec[Backend],
+        observer: Observer,
+        sink: Any = None,
     ) -> None:
         self.cfg, self.enc, self.be, self.observer = cfg, enc, be, observer
         self.sink = sink or Direct()
-        self.encoder: Encoder = enc.component  # type: ignore[assignment]
-        self.backend: Backend = be.component  # type: ignore[assignment]
+        self.encoder, self.backend = enc.component, be.component
         self.queries = enc.queries  # a seeded sample of this many queries, or None
         self._sampled: dict[int, Embeddings] = {}
         first = self.embeddings(self.encoder.dims[0], check=False)
@@ -93,18 +97,18 @@ class Context:
     # -------------------------------------------------------------------------- searches
     def prepare(self, requests: set[SearchRequest]) -> None:
         """Run every requested search, one index per dim, resuming finished ones."""
-        requests = {self.resolve(r) for r in requests}
-        for r in requests:  # every request checked before any index is built
+        wanted = {(r.dim, r.k or self.longest_k) for r in requests}
+        for dim, k in wanted:  # every request checked before any index is built
             try:
-                check_request(self.embeddings(r.dim), r.dim, [r.k], self.backend)  # type: ignore[list-item]
+                check_request(self.embeddings(dim), dim, [k], self.backend)
             except Exception as exc:
-                self._found[(r.dim, r.k)] = exc  # type: ignore[index]
-        requests = {r for r in requests if (r.dim, r.k) not in self._found}
-        for dim in sorted({r.dim for r in requests}):
-            pending = [k for k in sorted({r.k for r in requests if r.dim == dim})]
-            pending = [k for k in pending if not self._resume(dim, k)]  # type: ignore[arg-type]
+                self._found[(dim, k)] = exc
+        wanted = {w for w in wanted if w not in self._found}
+        for dim in sorted({d for d, _ in wanted}):
+            ks = sorted({k for d, k in wanted if d == dim})
+            pending = [k for k in ks if not self._resume(dim, k)]
             if pending:
-                self._search_dim(dim, pending)  # type: ignore[arg-type]
+                self._search_dim(dim, pending)
 
     def _key(self, dim: int, k: int) -> dict:
         return {

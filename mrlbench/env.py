@@ -12,7 +12,7 @@ from importlib import metadata
 from typing import Any
 
 from mrlbench.errors import error_line
-from mrlbench.types import Component
+from mrlbench.types import Backend, Component
 
 CORE_PACKAGES = ("mrlbench", "numpy", "numba", "pluggy", "click", "rich")
 
@@ -39,9 +39,9 @@ def describe(components: Mapping[str, Component] | None = None) -> dict[str, Any
         reported[label] = info
     devices: set[str] = set()
     for component in (components or {}).values():
-        if component.kind == "backend":
+        if isinstance(component, Backend):
             with contextlib.suppress(Exception):  # a GPU backend without a GPU raises
-                devices.add(component.device)  # type: ignore[attr-defined]
+                devices.add(component.device)
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),

@@ -44,7 +44,7 @@ def load_or_build(
         "params": backend.params(),
     }
     meta_path = path.with_name(path.name + ".json") if path else None
-    if path is not None and path.exists():
+    if path is not None and meta_path is not None and path.exists():
         done = cached(meta_path, meta)
         if done is not MISSING:
             try:

@@ -23,7 +23,7 @@ import pytest
 
 from mrlbench import config as configs
 from mrlbench import runner
-from mrlbench.config import Spec
+from mrlbench.config import C, Spec
 from mrlbench.context import Context
 from mrlbench.cost import search_mflops
 from mrlbench.errors import ConfigError
@@ -45,7 +45,7 @@ def _raw(config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     return configs.parse_toml(config, "the mrlbench_cell config")
 
 
-def _pick(specs: list[Spec], label: str | None, kind: str) -> Spec:
+def _pick(specs: list[Spec[C]], label: str | None, kind: str) -> Spec[C]:
     if label is None:
         return specs[0]
     for spec in specs:

@@ -9,9 +9,10 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mrlbench import config, html_report, preflight, runner, tables
-from mrlbench.config import RunConfig
+from mrlbench.config import RunConfig, Spec
 from mrlbench.env import describe
 from mrlbench.errors import DataError, MrlbenchError, error_line
 from mrlbench.leaderboard import Row
@@ -42,10 +43,9 @@ def execute(cfg: RunConfig, observer: Observer | None = None, checked: bool = Fa
 
 def _execute(cfg: RunConfig, observer: Observer | None) -> Executed:
     write_text(cfg.out / "config.toml", config.dumps(cfg.resolved()))
-    components = {
-        f"{spec.component.kind} {spec.label}": spec.component
-        for spec in (*cfg.encoders, *cfg.backends, *([cfg.executor] if cfg.executor else []))
-    }
+    specs: list[Spec[Any]] = [*cfg.encoders, *cfg.backends]
+    specs += [cfg.executor] if cfg.executor else []
+    components = {f"{spec.component.kind} {spec.label}": spec.component for spec in specs}
     with runner.threads(cfg):
         env = describe(components) | {"threads": cfg.threads}
         write_json(cfg.out / "env.json", env | {"executor": runner.executor_of(cfg).name})

@@ -26,7 +26,7 @@ from mrlbench.plugins import loaded_dirs, registry, worker_env
 from mrlbench.resume import cached
 from mrlbench.sink import Recorder, replay
 from mrlbench.store import digest
-from mrlbench.types import Backend, Executor, Observer, Retrieval, SearchRequest
+from mrlbench.types import Backend, Encoder, Executor, Observer, Retrieval, SearchRequest, Strategy
 
 CELL_FORMAT = 2  # finished cells of an older format (before knn_recall) run again
 
@@ -38,7 +38,7 @@ def threads(cfg: RunConfig) -> Iterator[None]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=cfg.threads):
-        for spec in (*cfg.encoders, *cfg.backends, *cfg.strategies):
+        for spec in cfg.specs():
             if type(spec.component).availability() is None:
                 spec.component.use_threads(cfg.threads)
         yield
@@ -49,7 +49,7 @@ def run(cfg: RunConfig, observer: Observer | None = None) -> list[Row]:
     The run's executor (``[run] executor``) runs the pairs; rows come back in config order."""
     observer = observer or Observer()
     executor = executor_of(cfg)
-    for spec in (*cfg.encoders, *cfg.backends, *cfg.strategies):
+    for spec in cfg.specs():
         spec.component.observer = observer
     units = [Pair(cfg, enc, be, observer) for enc in cfg.encoders for be in cfg.backends]
     with threads(cfg):
@@ -65,8 +65,11 @@ def run(cfg: RunConfig, observer: Observer | None = None) -> list[Row]:
 def executor_of(cfg: RunConfig) -> Executor:
     """The run's executor (``[run] executor``; ``local`` when the config names none)."""
     if cfg.executor is not None:
-        return cfg.executor.component  # type: ignore[return-value]
-    return registry().create("executor", {"plugin": "local"})[1]  # type: ignore[return-value]
+        return cfg.executor.component
+    local = registry().create("executor", {"plugin": "local"})[1]
+    if not isinstance(local, Executor):
+        raise MrlbenchError("the local executor plugin is not an Executor")
+    return local
 
 
 @dataclass
@@ -74,7 +77,7 @@ class _Cell:
     """One strategy's cell of a pair: where its result is kept, and its rows once known."""
 
     index: int  # the strategy's position in the config
-    st: Spec
+    st: Spec[Strategy]
     path: Path
     key: list[Any]
     rows: list[Row] | None = None  # resumed, failed before running, or computed
@@ -86,7 +89,9 @@ class Pair:
     which cells are finished and gives the task that computes the rest anywhere
     (``compute``), whose recorded files ``finish`` writes here."""
 
-    def __init__(self, cfg: RunConfig, enc: Spec, be: Spec, observer: Observer) -> None:
+    def __init__(
+        self, cfg: RunConfig, enc: Spec[Encoder], be: Spec[Backend], observer: Observer
+    ) -> None:
         self.cfg, self.enc, self.be, self.observer = cfg, enc, be, observer
         self.label = f"{enc.label}/{be.label}"
         self.rows: list[Row] | None = None
@@ -95,7 +100,9 @@ class Pair:
         self._dataset = ""
 
     # ------------------------------------------------------------------------ planning
-    def _blank(self, st: Spec, status: str, error: str, dataset: str = "", device: str = ""):
+    def _blank(
+        self, st: Spec[Strategy], status: str, error: str, dataset: str = "", device: str = ""
+    ):
         return blank(self.enc, self.be, st, status, error, dataset, device)
 
     def _give_up(self, status: str, error: str) -> None:
@@ -263,7 +270,9 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def cell_key(cfg: RunConfig, data_key: str, enc: Spec, be: Spec, st: Spec) -> list[Any]:
+def cell_key(
+    cfg: RunConfig, data_key: str, enc: Spec[Encoder], be: Spec[Backend], st: Spec[Strategy]
+) -> list[Any]:
     """What a finished cell was computed from (its resume key)."""
     key = [CELL_FORMAT, data_key, enc.table, be.table, st.table, cfg.ks, cfg.metrics]
     key.append(cfg.timing())
@@ -271,7 +280,13 @@ def cell_key(cfg: RunConfig, data_key: str, enc: Spec, be: Spec, st: Spec) -> li
 
 
 def blank(
-    enc: Spec, be: Spec, st: Spec, status: str, error: str, dataset: str = "", device: str = ""
+    enc: Spec[Encoder],
+    be: Spec[Backend],
+    st: Spec[Strategy],
+    status: str,
+    error: str,
+    dataset: str = "",
+    device: str = "",
 ) -> Row:
     """A row without results: skipped, or failed with ``error``."""
     return Row(enc.label, dataset, be.label, device, st.label, st.label, status=status, error=error)
@@ -287,7 +302,7 @@ def compute_cells(ctx: Context, cells: list[_Cell], observer: Observer) -> None:
         if cell.rows is not None:
             continue
         try:
-            requests |= set(cell.st.component.searches(ctx.encoder.dims, ctx.n_database))  # type: ignore[attr-defined]
+            requests |= set(cell.st.component.searches(ctx.encoder.dims, ctx.n_database))
         except Exception as exc:
             cell.rows = [blank(enc, be, cell.st, "failed", error_line(exc), ctx.dataset, device)]
     ctx.prepare(requests)
@@ -300,8 +315,8 @@ def compute_cells(ctx: Context, cells: list[_Cell], observer: Observer) -> None:
         observer.begin(f"{enc.label}/{be.label}: {st.label}", 1)
         try:
             ctx.spreads.clear()
-            retrieved = st.component.run(ctx)  # type: ignore[attr-defined]
-            latencies, latency_spread = ctx.latencies(st.component)  # type: ignore[arg-type]
+            retrieved = st.component.run(ctx)
+            latencies, latency_spread = ctx.latencies(st.component)
             spread = max([*ctx.spreads, latency_spread], default=0.0)
             found = [
                 _row(cfg, ctx, st, r, spread, latencies.get(r.label))
@@ -342,7 +357,7 @@ def _knn_recall(cfg: RunConfig, ctx: Context, r: Retrieval) -> dict[str, float]:
 def _row(
     cfg: RunConfig,
     ctx: Context,
-    st: Spec,
+    st: Spec[Strategy],
     r: Retrieval,
     spread: float,
     latencies: np.ndarray | None,
@@ -356,7 +371,8 @@ def _row(
     values = metrics.compute(r.ids, db_labels, q_labels, cfg.ks, cfg.metrics)
     values |= _knn_recall(cfg, ctx, r)
     m = len(q_labels)
-    timed = latencies is not None and len(latencies) > 0
+    latencies = np.zeros(0) if latencies is None else latencies
+    timed = len(latencies) > 0
     device = ctx.backend.device
     if len(r.dims) > 1 and device != "CPU":  # reranks run in numpy on the CPU
         device = f"{device} search, CPU rerank"

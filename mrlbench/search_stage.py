@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def search_dim(
     repeats: int = 3,
     on_chunk: Callable[[int], None] | None = None,
     on_search: Callable[[int], None] | None = None,
-    latency_sample: Sequence[int] = (),
+    latency_sample: Sequence[int] | np.ndarray = (),
     sink: Any = None,
 ) -> tuple[dict[int, Searched], float]:
     """Search every ``k`` at prefix size ``dim`` with one index; ({k: Searched}, build s).
@@ -73,7 +74,7 @@ def search_dim(
         if on_search:
             on_search(k)
         backend.search(index, queries[:8], k)  # untimed warm-up (threads, caches)
-        (ids, per_query), timed = best_of(repeats, lambda k=k: backend.search(index, queries, k))
+        (ids, per_query), timed = best_of(repeats, partial(backend.search, index, queries, k))
         report = backend.index_report(index)  # right after the batch searches
         one = _one_query(backend, index, emb, dim, k, latency_sample)
         single, single_spread = one_at_a_time(len(latency_sample), one, repeats)
@@ -89,7 +90,12 @@ def search_dim(
 
 
 def _one_query(
-    backend: Backend, index: Any, emb: Embeddings, dim: int, k: int, sample: Sequence[int]
+    backend: Backend,
+    index: Any,
+    emb: Embeddings,
+    dim: int,
+    k: int,
+    sample: Sequence[int] | np.ndarray,
 ) -> Callable[[int], dict[str, float]]:
     """The search of the ``position``-th query of ``sample`` alone, timed."""
 

@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,10 @@ def replay(ops: list[tuple[Any, ...]]) -> None:
         elif what == "remember":
             remember(path, op[2], op[3])
         elif what == "bytes":
-            data = op[2]
-            atomic_write(path, lambda f, data=data: f.write(data))
+            atomic_write(path, partial(_write_bytes, data=op[2]))
         else:  # pragma: no cover - a newer worker's record
             raise ValueError(f"unknown write {what!r}")
+
+
+def _write_bytes(f: Any, data: bytes) -> None:
+    f.write(data)

@@ -124,9 +124,9 @@ def compare_table(
     for key, found in by_key.items():
         cells: list[str | Text] = list(key)
         for col in cols:
-            ch = found.get(col)
-            text = "" if ch is None else ch.text()
-            cells.append(Text(text, style="bold red") if ch in bad else text)
+            change = found.get(col)
+            text = "" if change is None else change.text()
+            cells.append(Text(text, style="bold red") if change in bad else text)
         body.append(cells)
     names = [*compare.KEY, *cols]
     latency = {"latency_ms_p50": 3, "qps": 4}

@@ -183,7 +183,7 @@ class Placement:
 
     remote: ClassVar[bool] = False
 
-    def start(self, cls: type, args: Sequence[tuple], gpu: bool = False) -> list[Any]:
+    def start(self, cls: type, args: Sequence[tuple], gpu: bool | None = False) -> list[Any]:
         """One shard ``cls(*a)`` per entry of ``args``; their handles, in order."""
         return [cls(*a) for a in args]
 
