@@ -17,8 +17,8 @@
    within the budget on every query; ``tune.csv`` lists every tried setting and
    ``pareto.png`` draws the front against the references' curve.
 
-The functions above the line ``# I/O`` are pure, but for ``offers``, which asks the
-registry's strategy classes."""
+The functions above the line ``# I/O`` are pure, but for ``offers`` and ``candidates``,
+which ask the registry's strategy classes."""
 
 from __future__ import annotations
 
@@ -329,8 +329,9 @@ def draw(
     chosen: Row | None,
     metric: str,
 ) -> Path:
-    """``pareto.png``: accuracy against MFLOPs and against latency; the references'
-    curve, the tuned front, the config's own settings and the best one."""
+    """``pareto.png``: accuracy against MFLOPs and against latency (log axes: a row that
+    costs 0 is left out); the references' curve, the tuned front, the config's own
+    settings and the best one."""
     ok = [r for r in rows if r.ok and r.value(metric) is not None]
     reference = [r for r in ok if r.strategy in references]
     tuned = [r for r in ok if r.strategy in front]
@@ -341,7 +342,7 @@ def draw(
         def series(
             label: str, members: Sequence[Row], line: bool, notes: bool = False, key: str = key
         ) -> plots.Series:
-            members = sorted((r for r in members if r.value(key) is not None), key=_by(key))
+            members = sorted((r for r in members if (r.value(key) or 0) > 0), key=_by(key))
             return plots.Series(
                 label,
                 tuple(float(r.value(key)) for r in members),

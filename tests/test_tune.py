@@ -182,7 +182,7 @@ def test_the_reference_is_offered_by_a_strategy_not_named_by_tune():
     assert [(c.table, c.name) for c in references] == [({"plugin": "flat"}, "flat")]
     assert references[0].mflops == pytest.approx(3000 * 64 / 1e6)  # on exact search
     assert all(c.role != "reference" for c in tune.candidates([8, 16, 64], 3000, 10))
-    source = (Path(tune.__file__)).read_text()
+    source = Path(tune.__file__).read_text()
     for plugin in ("flat", "adaptive", "funnel"):
         assert plugin not in source
 
