@@ -211,11 +211,12 @@ def tune(
     backend: str | None,
     threads: int | None,
 ) -> None:
-    """Search adaptive and funnel settings within a budget: tune.csv, pareto.png, best.toml.
+    """Search the strategies' settings within a budget: tune.csv, pareto.png, best.toml.
 
-    Candidates are pruned with the cost model, tried on a seeded sample of the queries,
-    and the Pareto front (accuracy against MFLOPs and against latency) is run again on
-    every query. Resumable: a rerun reuses finished work."""
+    Every strategy offers its candidates (Strategy.tune_candidates); they are pruned with
+    the cost model, tried on a seeded sample of the queries, and the Pareto front
+    (accuracy against MFLOPs and against latency) is run again on every query.
+    Resumable: a rerun reuses finished work."""
     from mrlbench import tune as tuning
 
     if budget_mflops is None and budget_ms is None:

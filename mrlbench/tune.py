@@ -1,27 +1,29 @@
-"""``mrlbench tune``: search adaptive and funnel settings for one encoder and backend.
+"""``mrlbench tune``: search the strategies' settings for one encoder and backend.
 
-1. ``candidates``: every adaptive (shortlist dim, rerank dim, shortlist) and funnel
-   (shortlist dim, cascade of rerank dims ending at the largest, shortlists shrinking by
-   a factor per stage) setting over the encoder's dims: a few hundred.
+1. ``offers``: every registered strategy offers its candidate settings for the encoder's
+   dims, the database size and the headline cut-off (``Strategy.tune_candidates``, each
+   a config table and its cost-model MFLOPs from ``mrlbench.cost``; see
+   ``mrlbench.tune_space``); tune names no strategy. ``"reference"`` candidates are the
+   baseline, the others are tried.
 2. ``prune``: the cost model drops, before anything runs, every setting whose MFLOPs
    exceed the budget (for an ANN backend the search's cost is only known once measured,
    so the rerank stages' cost, a lower bound, is what is pruned on) and, without an
-   MFLOPs budget, every setting dearer than the flat search at the largest dim.
+   MFLOPs budget, every setting dearer than the dearest reference.
 3. The rest run as one ordinary run on a seeded sample of the queries (``sample/``,
    resumable like ``run``); the Pareto front of accuracy against MFLOPs and against
    measured latency is kept.
-4. The front, the config's own adaptive and funnel strategies and flat at every dim run
+4. The front, the references and the config's own strategies of the tuned plugins run
    again on every query (``front/``). ``best.toml`` is the most accurate front setting
    within the budget on every query; ``tune.csv`` lists every tried setting and
-   ``pareto.png`` draws the front against the flat curve.
+   ``pareto.png`` draws the front against the references' curve.
 
-The functions above the line ``# I/O`` are pure."""
+The functions above the line ``# I/O`` are pure, but for ``offers`` and ``candidates``,
+which ask the registry's strategy classes."""
 
 from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,125 +35,67 @@ import numpy as np
 from mrlbench import config, plots, run_directory
 from mrlbench.config import RunConfig, Spec
 from mrlbench.errors import ConfigError
-from mrlbench.leaderboard import Row, headline, pareto, single_shot
+from mrlbench.leaderboard import Row, headline, pareto
 from mrlbench.plugins import Registry
+from mrlbench.plugins import registry as loaded_registry
 from mrlbench.store import write_text
+from mrlbench.tune_space import TuneCandidate, TuneSpace
 from mrlbench.types import Observer
 
-SHORTLISTS = (10, 25, 50, 100, 200, 400, 800)  # first shortlist sizes tried
-FACTORS = (2, 4)  # a funnel stage keeps 1/factor of the one before
-MAX_STAGES = 5  # rerank stages of a funnel (the MRL README's has 5)
-LOW_RATIO = 8  # a shortlist dim is at most 1/8 of the largest dim ...
-MAX_LOW_DIMS = 4  # ... and one of the 4 smallest
-MAX_CANDIDATES = 400  # more are cut to a seeded sample (every adaptive setting kept)
+MAX_CANDIDATES = 400  # more are cut to a seeded sample (every "kept" setting kept)
 SAMPLE_LATENCY_QUERIES = 50  # one-query timings per setting on the sample
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One strategy setting: its config table (with a unique ``name``) and the cost
-    model's MFLOPs per query (exact backend: the cost; ANN: the reranks' part only)."""
-
-    table: dict[str, Any]
-    mflops: float
-
-    @property
-    def name(self) -> str:
-        return str(self.table["name"])
-
-
-def rerank_cost(stages: Sequence[tuple[int, int]]) -> float:
-    """MFLOPs of rerank stages (candidates, dim): DESIGN.md's s * d each."""
-    return sum(s * d for s, d in stages) / 1e6
-
-
-def adaptive(shortlist_dim: int, rerank_dim: int, shortlist: int, search: float) -> Candidate:
-    table = {
-        "plugin": "adaptive",
-        "name": f"adaptive {shortlist_dim}->{rerank_dim} @{shortlist}",
-        "shortlist_dim": shortlist_dim,
-        "rerank_dim": rerank_dim,
-        "shortlist": shortlist,
-    }
-    return Candidate(table, search + rerank_cost([(shortlist, rerank_dim)]))
-
-
-def funnel(
-    shortlist_dim: int, rerank_dims: Sequence[int], shortlists: Sequence[int], search: float
-) -> Candidate:
-    cascade, sizes = ",".join(map(str, rerank_dims)), ",".join(map(str, shortlists))
-    table = {
-        "plugin": "funnel",
-        "name": f"funnel {shortlist_dim}->{cascade} @{sizes}",
-        "shortlist_dim": shortlist_dim,
-        "rerank_dims": list(rerank_dims),
-        "shortlists": list(shortlists),
-    }
-    return Candidate(table, search + rerank_cost(list(zip(shortlists, rerank_dims, strict=True))))
-
-
-def search_cost(n_database: int, dim: int, exact: bool) -> float:
-    """The cost model's search MFLOPs: N * d for exact search; 0 (unknown before it is
-    measured, a lower bound) for an ANN backend."""
-    return n_database * dim / 1e6 if exact else 0.0
+def offers(space: TuneSpace, registry: Registry | None = None) -> list[TuneCandidate]:
+    """Every candidate the registered strategies offer in ``space`` (by strategy name,
+    each strategy's in its own order); a name two candidates share is an error."""
+    registry = loaded_registry() if registry is None else registry
+    found: dict[str, tuple[str, TuneCandidate]] = {}
+    for plugin in registry.names("strategy"):
+        strategy: Any = registry.get("strategy", plugin).cls
+        for c in strategy.tune_candidates(space):
+            if c.name in found:
+                raise ConfigError(
+                    f"strategy plugins '{found[c.name][0]}' and '{plugin}' both offer a "
+                    f"tune candidate named '{c.name}'"
+                )
+            found[c.name] = (plugin, c)
+    return [c for _, c in found.values()]
 
 
 def candidates(
-    dims: Sequence[int], n_database: int, final: int, exact: bool = True
-) -> list[Candidate]:
-    """Every adaptive and funnel setting over ``dims`` whose final list holds at least
-    ``final`` neighbours (the headline metric's cut-off) and whose shortlists fit the
-    database."""
-    dims = sorted(set(dims))
-    sizes = [s for s in SHORTLISTS if final <= s <= n_database]
-    found: list[Candidate] = []
-    lows = [d for d in dims[:-1] if d * LOW_RATIO <= dims[-1]][:MAX_LOW_DIMS] or dims[:1]
-    for i, low in enumerate(lows):
-        search = search_cost(n_database, low, exact)
-        for high, size in itertools.product(dims[i + 1 :], sizes):
-            found.append(adaptive(low, high, size, search))
-        middle, top = dims[i + 1 : -1], dims[-1]
-        for count in range(1, MAX_STAGES):
-            for chain in itertools.combinations(middle, count):
-                cascade = [*chain, top]
-                for first, factor in itertools.product(sizes, FACTORS):
-                    for shortlists in _shrinking(first, factor, len(cascade), final):
-                        found.append(funnel(low, cascade, shortlists, search))
-    return list({c.name: c for c in found}.values())  # two factors can give one setting
-
-
-def _shrinking(first: int, factor: int, stages: int, final: int) -> list[list[int]]:
-    """Shortlists from ``first``, each stage keeping 1/``factor`` of the one before (at
-    least ``final``); and the same with the last stage keeping exactly ``final`` (as the
-    MRL README's 200, 100, 50, 25, 10). Settings where a stage keeps every candidate of
-    the one before are not funnels and are left out."""
-    sizes = [max(final, first // factor**j) for j in range(stages)]
-    found = []
-    for variant in (sizes, [*sizes[:-1], final]):
-        if len(set(variant)) == len(variant) and variant not in found:
-            found.append(variant)
-    return found
+    dims: Sequence[int],
+    n_database: int,
+    final: int,
+    exact: bool = True,
+    registry: Registry | None = None,
+) -> list[TuneCandidate]:
+    """The settings tune tries over ``dims`` (every offered one but the references):
+    their final lists hold at least ``final`` neighbours (the headline metric's cut-off)
+    and their shortlists fit the database."""
+    space = TuneSpace(tuple(dims), n_database, final, exact)
+    return [c for c in offers(space, registry) if c.role != "reference"]
 
 
 def prune(
-    found: Sequence[Candidate], budget_mflops: float | None, flat_mflops: float
-) -> list[Candidate]:
-    """The settings the cost model allows: within the MFLOPs budget, or, without one,
-    cheaper than the flat search at the largest dim (nothing dearer can pay off)."""
-    limit = budget_mflops if budget_mflops is not None else flat_mflops
+    found: Sequence[TuneCandidate], budget_mflops: float | None, ceiling_mflops: float
+) -> list[TuneCandidate]:
+    """The settings the cost model allows: within the MFLOPs budget, or, without one, at
+    most ``ceiling_mflops`` (the dearest reference: nothing dearer can pay off)."""
+    limit = budget_mflops if budget_mflops is not None else ceiling_mflops
     return cap([c for c in found if c.mflops <= limit])
 
 
-def cap(found: Sequence[Candidate], most: int = MAX_CANDIDATES) -> list[Candidate]:
-    """At most ``most`` settings: every adaptive one, and a seeded sample of the funnels
+def cap(found: Sequence[TuneCandidate], most: int = MAX_CANDIDATES) -> list[TuneCandidate]:
+    """At most ``most`` settings: every ``"kept"`` one, and a seeded sample of the others
     (in their original order) when there are more."""
     if len(found) <= most:
         return list(found)
-    fixed = [c for c in found if c.table["plugin"] == "adaptive"][:most]
-    funnels = [c for c in found if c.table["plugin"] != "adaptive"]
+    fixed = [c for c in found if c.role == "kept"][:most]
+    others = [c for c in found if c.role != "kept"]
     rng = np.random.default_rng(0)
-    keep = set(rng.choice(len(funnels), size=most - len(fixed), replace=False).tolist())
-    return fixed + [c for i, c in enumerate(funnels) if i in keep]
+    keep = set(rng.choice(len(others), size=most - len(fixed), replace=False).tolist())
+    return fixed + [c for i, c in enumerate(others) if i in keep]
 
 
 def fronts(rows: Sequence[Row], metric: str) -> set[str]:
@@ -167,9 +111,11 @@ def fronts(rows: Sequence[Row], metric: str) -> set[str]:
 
 
 def within(row: Row, budget_mflops: float | None, budget_ms: float | None) -> bool:
-    if budget_mflops is not None and (row.mflops_per_query or math.inf) > budget_mflops:
+    """Whether ``row`` fits the budget (a figure it lacks does not; 0 MFLOPs does)."""
+    mflops, ms = row.mflops_per_query, row.latency_ms_p50
+    if budget_mflops is not None and (math.inf if mflops is None else mflops) > budget_mflops:
         return False
-    return budget_ms is None or (row.latency_ms_p50 or math.inf) <= budget_ms
+    return budget_ms is None or (math.inf if ms is None else ms) <= budget_ms
 
 
 def best(
@@ -231,15 +177,20 @@ def run(
     if reason:
         raise ConfigError(f"cannot tune here: {reason}")
     emb = enc.component.embeddings(enc.component.dims[0])  # type: ignore[attr-defined]
-    dims = list(enc.component.dims)  # type: ignore[attr-defined]
+    dims = tuple(enc.component.dims)  # type: ignore[attr-defined]
     n, metric = len(emb.database), headline(cfg.ks)
     exact = bool(be.component.exact)  # type: ignore[attr-defined]
-    final = int(metric.split("@")[1])
-    tried = prune(candidates(dims, n, final, exact), budget_mflops, search_cost(n, max(dims), True))
+    offered = offers(TuneSpace(dims, n, int(metric.split("@")[1]), exact), registry)
+    references = [c for c in offered if c.role == "reference"]
+    found = [c for c in offered if c.role != "reference"]
+    if not found:
+        raise ConfigError("no strategy plugin offers tune candidates (Strategy.tune_candidates)")
+    ceiling = max((c.mflops for c in references), default=math.inf)
+    tried = prune(found, budget_mflops, ceiling)
     if not tried:
         raise ConfigError(
-            f"no adaptive or funnel setting fits {budget_mflops} MFLOPs/query "
-            f"(the cheapest search alone costs {search_cost(n, min(dims), exact):.4g})"
+            f"no tune candidate fits {budget_mflops} MFLOPs/query "
+            f"(the cheapest costs {min(c.mflops for c in found):.4g})"
         )
 
     def strategy(table: dict[str, Any]) -> Spec:
@@ -259,14 +210,15 @@ def run(
     )
     sample_rows = run_directory.execute(first, observer).rows
     front = fronts(sample_rows, metric)
-    own = [s for s in cfg.strategies if s.component.name in ("adaptive", "funnel")]
+    tuned = {c.table["plugin"] for c in found}
+    own = [s for s in cfg.strategies if s.component.name in tuned]
     second = replace(
         cfg,
         out=cfg.out / "tune" / "front",
         encoders=[enc],
         backends=[be],
         strategies=[
-            strategy({"plugin": "flat"}),
+            *(strategy(c.table) for c in references),
             *own,
             *(strategy(c.table) for c in tried if c.name in front),
         ],
@@ -275,7 +227,7 @@ def run(
     full_rows = run_directory.execute(second, observer, checked=True).rows
     chosen = best(full_rows, front, metric, budget_mflops, budget_ms)
     write_csv(cfg.out / "tune.csv", tried, sample_rows, full_rows, front, metric)
-    draw(cfg.out, full_rows, front, chosen, metric)
+    draw(cfg.out, full_rows, front, {c.name for c in references}, chosen, metric)
     write_best(cfg.out / "best.toml", chosen, tried, metric, budget_mflops, budget_ms)
     return Tuned(sample_rows, full_rows, front, chosen, cfg.out)
 
@@ -297,7 +249,7 @@ CSV_COLUMNS = (
 
 def write_csv(
     path: Path,
-    tried: Sequence[Candidate],
+    tried: Sequence[TuneCandidate],
     sample: Sequence[Row],
     full: Sequence[Row],
     front: set[str],
@@ -340,7 +292,7 @@ def _num(row: Row | None, name: str) -> str:
 def write_best(
     path: Path,
     chosen: Row | None,
-    tried: Sequence[Candidate],
+    tried: Sequence[TuneCandidate],
     metric: str,
     budget_mflops: float | None,
     budget_ms: float | None,
@@ -373,40 +325,42 @@ def draw(
     out: Path,
     rows: Sequence[Row],
     front: set[str],
+    references: set[str],
     chosen: Row | None,
     metric: str,
 ) -> Path:
-    """``pareto.png``: accuracy against MFLOPs and against latency; the flat curve, the
-    tuned front, the config's own settings and the best one."""
+    """``pareto.png``: accuracy against MFLOPs and against latency (log axes: a row that
+    costs 0 is left out); the references' curve, the tuned front, the config's own
+    settings and the best one."""
     ok = [r for r in rows if r.ok and r.value(metric) is not None]
-    flat = [r for r in ok if single_shot(r)]
+    reference = [r for r in ok if r.strategy in references]
     tuned = [r for r in ok if r.strategy in front]
-    own = [r for r in ok if not single_shot(r) and r.strategy not in front]
+    own = [r for r in ok if r.strategy not in references | front]
     panels = []
     for key, title in (("mflops_per_query", "MFLOPs / query"), ("latency_ms_p50", "ms / query")):
 
         def series(
-            label: str, members: Sequence[Row], line: bool, kind: str, key: str = key
+            label: str, members: Sequence[Row], line: bool, notes: bool = False, key: str = key
         ) -> plots.Series:
-            members = sorted((r for r in members if r.value(key) is not None), key=_by(key))
+            members = sorted((r for r in members if (r.value(key) or 0) > 0), key=_by(key))
             return plots.Series(
                 label,
                 tuple(float(r.value(key)) for r in members),
                 tuple(float(r.value(metric)) for r in members),
                 line=line,
                 group=label,
-                kind=kind,
-                notes=tuple(r.dims if kind == "flat" else "" for r in members),
+                kind=label,
+                notes=tuple(r.dims if notes else "" for r in members),
             )
 
         joined = key == "mflops_per_query"  # a measured time need not grow with MFLOPs
         parts = [
-            series("flat", flat, joined, "flat"),
-            series("tuned front", tuned, joined, "funnel"),
-            series("config's own", own, False, "adaptive"),
+            series(", ".join(sorted(references)) or "reference", reference, joined, True),
+            series("tuned front", tuned, joined),
+            series("config's own", own, False),
         ]
         if chosen is not None:
-            parts.append(series("best within budget", [chosen], False, "best"))
+            parts.append(series("best within budget", [chosen], False))
         panels.append(
             plots.Plot(
                 f"{metric} against {title}",

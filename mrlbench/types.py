@@ -9,6 +9,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from mrlbench.tune_space import TuneCandidate, TuneSpace
+
 
 # ---------------------------------------------------------------------------------- values
 @dataclass(frozen=True)
@@ -302,6 +304,14 @@ class Strategy(Component):
     def prefixes(self) -> list[int]:
         """The prefix sizes this strategy names itself (searched or reranked at), checked
         against every encoder before a run starts; ``[]``: only the encoder's own dims."""
+        return []
+
+    @classmethod
+    def tune_candidates(cls, space: TuneSpace) -> list[TuneCandidate]:
+        """The settings of this strategy ``mrlbench tune`` may try in ``space`` (each a
+        config table and its cost-model MFLOPs; ``mrlbench.tune_space``), or its
+        ``"reference"`` settings, the baseline tune holds the others against. ``[]``
+        (the default): tune leaves this strategy out."""
         return []
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from mrlbench.cost import rerank_mflops
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
+from mrlbench.tune_space import TuneCandidate, TuneSpace
 from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
 
 
@@ -36,6 +38,26 @@ class Adaptive(Strategy):
 
     def prefixes(self) -> list[int]:
         return [self.shortlist_dim, self.rerank_dim]
+
+    @classmethod
+    def tune_candidates(cls, space: TuneSpace) -> list[TuneCandidate]:
+        """Every (shortlist dim, larger rerank dim, shortlist) over ``space``: shortlist
+        dims among the smallest (``space.shortlist_dims()``), shortlists from
+        ``space.shortlists()``. Few, so tune never cuts them."""
+        found = []
+        for low in space.shortlist_dims():
+            search = space.search_mflops(low)
+            highs = [d for d in space.dims if d > low]
+            for high, size in itertools.product(highs, space.shortlists()):
+                table = {
+                    "plugin": cls.name,
+                    "name": f"{cls.name} {low}->{high} @{size}",
+                    "shortlist_dim": low,
+                    "rerank_dim": high,
+                    "shortlist": size,
+                }
+                found.append(TuneCandidate(table, search + rerank_mflops([(size, high)]), "kept"))
+        return found
 
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         found = ctx.search(self.shortlist_dim, self.shortlist)

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mrlbench.cost import search_mflops
 from mrlbench.errors import ConfigError, MrlbenchError
 from mrlbench.hookspecs import hookimpl
+from mrlbench.tune_space import TuneCandidate, TuneSpace
 from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
 
 
@@ -41,6 +43,13 @@ class Flat(Strategy):
 
     def prefixes(self) -> list[int]:
         return list(self.dims or [])
+
+    @classmethod
+    def tune_candidates(cls, space: TuneSpace) -> list[TuneCandidate]:
+        """Not tuned: flat at every dim is tune's reference curve; its dearest row is
+        exact search at the largest dim."""
+        cost = search_mflops(space.n_database, space.dims[-1])
+        return [TuneCandidate({"plugin": cls.name}, cost, role="reference")]
 
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         rows = []

@@ -10,7 +10,11 @@ from collections.abc import Sequence
 from mrlbench.cost import rerank_mflops
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
+from mrlbench.tune_space import TuneCandidate, TuneSpace
 from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
+
+FACTORS = (2, 4)  # tune: a funnel stage keeps 1/factor of the one before
+MAX_STAGES = 5  # tune: rerank stages of a funnel (the MRL README's has 5)
 
 
 class Funnel(Strategy):
@@ -54,6 +58,43 @@ class Funnel(Strategy):
     def prefixes(self) -> list[int]:
         return [self.shortlist_dim, *self.rerank_dims]
 
+    @classmethod
+    def tune_candidates(cls, space: TuneSpace) -> list[TuneCandidate]:
+        """Every funnel over ``space``: a shortlist dim among the smallest
+        (``space.shortlist_dims()``), a cascade of up to ``MAX_STAGES`` larger rerank dims
+        ending at the largest, a first shortlist from ``space.shortlists()`` and the
+        stages' shortlists shrinking by a factor of ``FACTORS`` (``shrinking``). A few
+        hundred: tune tries a seeded sample of them when more fit than its cap."""
+        found: dict[str, TuneCandidate] = {}  # two factors can give one setting
+        final, top = space.final, space.dims[-1]
+        for low in space.shortlist_dims():
+            search = space.search_mflops(low)
+            middle = [d for d in space.dims[:-1] if d > low]
+            for count in range(1, MAX_STAGES):
+                for chain in itertools.combinations(middle, count):
+                    cascade = [*chain, top]
+                    for first, factor in itertools.product(space.shortlists(), FACTORS):
+                        for sizes in shrinking(first, factor, len(cascade), final):
+                            c = cls.candidate(low, cascade, sizes, search)
+                            found.setdefault(c.name, c)
+        return list(found.values())
+
+    @classmethod
+    def candidate(
+        cls, shortlist_dim: int, rerank_dims: list[int], shortlists: list[int], search: float
+    ) -> TuneCandidate:
+        """One funnel setting whose search costs ``search`` MFLOPs."""
+        cascade, sizes = ",".join(map(str, rerank_dims)), ",".join(map(str, shortlists))
+        table = {
+            "plugin": cls.name,
+            "name": f"{cls.name} {shortlist_dim}->{cascade} @{sizes}",
+            "shortlist_dim": shortlist_dim,
+            "rerank_dims": list(rerank_dims),
+            "shortlists": list(shortlists),
+        }
+        stages = zip(shortlists, rerank_dims, strict=True)
+        return TuneCandidate(table, search + rerank_mflops(stages))
+
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         found = ctx.search(self.shortlist_dim, self.shortlists[0])
         ids, seconds = found.ids, found.seconds
@@ -83,6 +124,19 @@ class Funnel(Strategy):
             f"funnel_retrieval/{model}/{self.shortlist_dim}dim-cascade[{dims}]_"
             f"shortlist[{sizes}]_{dataset}_{index}"
         )
+
+
+def shrinking(first: int, factor: int, stages: int, final: int) -> list[list[int]]:
+    """Shortlists from ``first``, each stage keeping 1/``factor`` of the one before (at
+    least ``final``); and the same with the last stage keeping exactly ``final`` (as the
+    MRL README's 200, 100, 50, 25, 10). Settings where a stage keeps every candidate of
+    the one before are not funnels and are left out."""
+    sizes = [max(final, first // factor**j) for j in range(stages)]
+    found = []
+    for variant in (sizes, [*sizes[:-1], final]):
+        if len(set(variant)) == len(variant) and variant not in found:
+            found.append(variant)
+    return found
 
 
 @hookimpl

@@ -289,3 +289,44 @@ def test_a_plugin_author_tracks_cells_and_a_slowdown_fails_the_compare(installed
     assert same.returncode == 0, same.stdout + same.stderr
     slower = pytest_run("--benchmark-compare", "--benchmark-compare-fail=min:100%", slowdown="0.2")
     assert slower.returncode != 0 and "Performance has regressed" in slower.stdout + slower.stderr
+
+
+TUNE = """
+[run]
+ks = [10]
+repeats = 1
+latency_queries = 10
+
+[[encoders]]
+plugin = "blobs"
+name = "blobs"
+
+[[backends]]
+plugin = "faiss-exact"
+
+[[strategies]]
+plugin = "random"
+"""
+
+
+def test_a_third_party_strategy_is_tuned(installed_example, tmp_path):
+    """``mrlbench tune`` asks every strategy for candidates: the example's ``random``
+    offers two next to the built-ins' and they run on the sample."""
+    import csv
+
+    cfg = tmp_path / "tune.toml"
+    cfg.write_text(TUNE)
+    out = tmp_path / "tuned"
+    args = ("tune", cfg, "--out", out, "--budget-mflops", "0.0175", "--sample", "50")
+    done = mrlbench(installed_example, *args)
+    assert done.returncode == 0, done.stderr
+    with open(out / "tune.csv") as f:
+        tried = {row["strategy"]: row for row in csv.DictReader(f)}
+    for name in ("random k=10", "random k=100"):  # the headline cut-off and 100
+        row = tried[name]
+        assert row["status"] == "ok" and row["model_mflops"] == "0"
+        assert row["sample_mAP@10"] and float(row["sample_mflops_per_query"]) == 0
+    assert any(name.startswith("adaptive ") for name in tried)  # the built-ins' too
+    with open(out / "tune" / "front" / "leaderboard.csv") as f:
+        full = list(csv.DictReader(f))
+    assert {row["strategy"] for row in full} >= {"flat", "random"}  # reference, own

@@ -4,12 +4,19 @@ runner's own accounting), budget pruning, the front, and the files it writes."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from mrlbench import tune
+from mrlbench.errors import ConfigError
 from mrlbench.leaderboard import Row
+from mrlbench.plugins import Registry
+from mrlbench.tune_space import TuneCandidate, TuneSpace
+from mrlbench.types import Strategy
 
 CONFIG = """
 [run]
@@ -58,11 +65,11 @@ def test_candidates_cover_adaptive_and_funnel_settings_with_the_cost_model():
 
 def test_prune_keeps_the_budget_and_caps_the_count_deterministically():
     found = tune.candidates([8, 16, 32, 64, 128, 256, 512, 1024, 2048], 1281167, final=10)
-    kept = tune.prune(found, 20.0, flat_mflops=1281167 * 2048 / 1e6)
+    kept = tune.prune(found, 20.0, ceiling_mflops=1281167 * 2048 / 1e6)
     assert kept and all(c.mflops <= 20.0 for c in kept)
     assert len(kept) <= tune.MAX_CANDIDATES
-    assert kept == tune.prune(found, 20.0, flat_mflops=0)  # seeded
-    everything = tune.prune(found, None, flat_mflops=1281167 * 2048 / 1e6)
+    assert kept == tune.prune(found, 20.0, ceiling_mflops=0)  # seeded
+    everything = tune.prune(found, None, ceiling_mflops=1281167 * 2048 / 1e6)
     assert all(c.table["plugin"] == "adaptive" for c in everything[:10])
 
 
@@ -122,3 +129,94 @@ def test_tune_needs_a_budget(cli, arrays, tmp_path):
     config.write_text(CONFIG.format(out=tmp_path / "run", path=arrays.folder))
     r = cli("tune", config)
     assert r.code == 2 and "--budget-mflops" in r.err
+
+
+def _digest(found) -> tuple[int, str]:
+    """How many settings and a digest of the set: name, table and exact MFLOPs of each."""
+    lines = sorted(f"{c.name}|{json.dumps(c.table, sort_keys=True)}|{c.mflops!r}" for c in found)
+    return len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def test_builtin_candidates_are_those_the_tuner_had_before_strategies_offered_them():
+    # by hand: dims 8, 64, 256 over 100 vectors; 8 is the only shortlist dim (64 * 8 > 256),
+    # shortlists 10, 25, 50, 100; the search costs 100 * 8; funnels 8 -> 64, 256 shrink
+    # by 2 or 4 (or end at 10), a stage never keeping all of the one before
+    found = {c.name: c for c in tune.candidates([8, 64, 256], 100, final=10)}
+    search = 100 * 8
+    expected = {
+        f"adaptive 8->{d} @{s}": search + s * d for d in (64, 256) for s in (10, 25, 50, 100)
+    }
+    for a, b in [(25, 12), (25, 10), (50, 25), (50, 12), (50, 10), (100, 50), (100, 25), (100, 10)]:
+        expected[f"funnel 8->64,256 @{a},{b}"] = search + a * 64 + b * 256
+    assert found.keys() == expected.keys()
+    for name, flops in expected.items():
+        assert found[name].mflops == pytest.approx(flops / 1e6, rel=1e-12)
+    assert found["funnel 8->64,256 @50,12"].table == {
+        "plugin": "funnel",
+        "name": "funnel 8->64,256 @50,12",
+        "shortlist_dim": 8,
+        "rerank_dims": [64, 256],
+        "shortlists": [50, 12],
+    }
+    assert {c.role for c in found.values() if c.table["plugin"] == "adaptive"} == {"kept"}
+    # without a budget the flat search at 256 dims (100 * 256) is the ceiling
+    assert [
+        c.name for c in found.values() if c not in tune.prune(found.values(), None, 0.0256)
+    ] == ["adaptive 8->256 @100"]
+    # the whole sets (names, tables, exact MFLOPs) the tuner produced before strategies
+    # offered their candidates, and what its pruning and seeded cap kept of them
+    assert _digest(tune.candidates([8, 16, 32, 64], 3000, 10)) == (74, "255a160595c8d863")
+    ann = tune.candidates([8, 16, 32, 64, 128, 256], 60000, 10, exact=False)
+    assert _digest(ann) == (500, "f5a7f021aaa9167e")
+    assert _digest(tune.prune(ann, 0.04, 60000 * 256 / 1e6)) == (361, "e826d93162c7ebe7")
+    assert _digest(tune.prune(ann, None, 60000 * 256 / 1e6)) == (400, "6b85cd0b018d5e0a")
+    big = tune.candidates([8, 16, 32, 64, 128, 256, 512, 1024, 2048], 1281167, 10)
+    assert _digest(big) == (2889, "76a4b6922438018c")
+    assert _digest(tune.prune(big, 20.0, 1281167 * 2048 / 1e6)) == (400, "7ff45a5638565479")
+
+
+def test_the_reference_is_offered_by_a_strategy_not_named_by_tune():
+    space = TuneSpace((64, 8, 16, 16), 3000, 10, exact=False)
+    assert space.dims == (8, 16, 64)
+    references = [c for c in tune.offers(space) if c.role == "reference"]
+    assert [(c.table, c.name) for c in references] == [({"plugin": "flat"}, "flat")]
+    assert references[0].mflops == pytest.approx(3000 * 64 / 1e6)  # on exact search
+    assert all(c.role != "reference" for c in tune.candidates([8, 16, 64], 3000, 10))
+    source = Path(tune.__file__).read_text()
+    for plugin in ("flat", "adaptive", "funnel"):
+        assert plugin not in source
+
+
+class _Silent(Strategy):
+    """A strategy that keeps the base class's default: nothing to tune."""
+
+    name = "silent"
+
+    def searches(self, dims, n_database):
+        return []
+
+    def run(self, ctx):
+        return []
+
+
+class _Offers(_Silent):
+    name = "offers"
+
+    @classmethod
+    def tune_candidates(cls, space):
+        return [TuneCandidate({"plugin": cls.name, "name": "same"}, 0.0)]
+
+
+class _AlsoOffers(_Offers):
+    name = "also-offers"
+
+
+def test_offers_asks_every_strategy_and_names_must_be_unique():
+    reg = Registry()
+    reg.register("strategy", "pkg")(_Offers)
+    reg.register("strategy", "pkg")(_Silent)
+    space = TuneSpace((8, 64), 100, 10)
+    assert [(c.name, c.role) for c in tune.offers(space, reg)] == [("same", "sampled")]
+    reg.register("strategy", "pkg")(_AlsoOffers)
+    with pytest.raises(ConfigError, match=r"'also-offers' and 'offers' both offer .* named 'same'"):
+        tune.offers(space, reg)

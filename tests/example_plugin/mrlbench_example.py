@@ -3,7 +3,8 @@ group. It implements every hook:
 
 - encoder ``blobs``: seeded Gaussian blobs whose class signal fades with the dimension;
 - backend ``numpy-exact``: exact L2 search with a numpy matrix product;
-- strategy ``random``: random neighbours, the chance-level floor of every metric;
+- strategy ``random``: random neighbours, the chance-level floor of every metric, with
+  settings ``mrlbench tune`` tries (``tune_candidates``);
 - dataset ``stripes``: small generated grey images, one stripe orientation per class;
 - executor ``processes``: each encoder x backend pair in a worker process of a pool (the
   pattern a cluster executor follows, on the standard library alone);
@@ -34,6 +35,8 @@ from mrlbench.types import (
     RetrievalContext,
     SearchRequest,
     Strategy,
+    TuneCandidate,
+    TuneSpace,
     WorkUnit,
 )
 
@@ -99,6 +102,16 @@ class Random(Strategy):
 
     def searches(self, dims: Sequence[int], n_database: int) -> list[SearchRequest]:
         return []
+
+    @classmethod
+    def tune_candidates(cls, space: TuneSpace) -> list[TuneCandidate]:
+        """Random lists of the headline cut-off and of 100 neighbours: no search and no
+        rerank, so nothing the cost model counts (0 MFLOPs)."""
+        sizes = sorted({k for k in (space.final, 100) if k <= space.n_database})
+        return [
+            TuneCandidate({"plugin": cls.name, "name": f"random k={k}", "k": k}, 0.0, "kept")
+            for k in sizes
+        ]
 
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         rng = np.random.default_rng(self.seed)
