@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mrlbench_plugins.reference.rerank import GivenShortlist
 from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench.cli import main
-from mrlbench.context import GivenShortlist
 from mrlbench.plugins import registry as loaded_registry
 
 

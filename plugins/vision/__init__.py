@@ -8,7 +8,8 @@ Library modules (imported by the plugin modules below, never registered themselv
 - ``encoding``: transforms and fast, resumable, flat-memory encoding into arrays;
 - ``training``: the Matryoshka loss and the seeded trainer;
 - ``chunked``: resumable row-by-row writes of ``.npy`` array pairs;
-- ``settings``: the settings the above share (``Settings``, ``TrainSettings``).
+- ``settings``: the settings the above share (``Settings``, ``TrainSettings``);
+- ``options``: the image options of the commands (``source_options``, ``Images``).
 
 Plugin modules (registered through the ``mrlbench`` entry-point group; they import the
 library modules and the core, never each other):
