@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,7 +299,7 @@ def _encode_dataset(
             from mrlbench_plugins.vision import ray_encoding
 
             if not started:
-                started.append(ray_encoding.connect(remote[2]))
+                started.append(ray_encoding.connect(os.cpu_count() or 1, remote[2]))
             ray_encoding.encode_split(
                 remote[0],
                 kind,
