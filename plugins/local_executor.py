@@ -1,6 +1,6 @@
 """Executor ``local``: every encoder x backend pair in this process, one after the other
-(the default, ``[run] executor = "local"``; it takes no options); sharded indexes search their shards here,
-one after the other."""
+(the default, ``[run] executor = "local"``; it takes no options); sharded indexes search
+their shards here, one after the other."""
 
 from __future__ import annotations
 

@@ -1,19 +1,18 @@
-"""Executor ``ray`` (``[run.executor] name = "ray"``, or ``[run] executor = "ray"``): every
-encoder x backend pair of a run is
-a Ray task, with the CPUs (``[run] threads``) and the GPU it needs; sharded exact
-backends (``shards = N``) keep one actor per shard. The driver (the process that runs
-``mrlbench run``) decides what is finished, as a local run does, and writes every file
-of the run directory from what the tasks return: results, resume and files are those
-of the local executor.
+"""Executor ``ray`` (``[run.executor] name = "ray"``, or ``[run] executor = "ray"``):
+every encoder x backend pair of a run is a Ray task, with the CPUs (``[run] threads``)
+and the GPU it needs; sharded exact backends (``shards = N``) keep one actor per shard.
+The driver (the process that runs ``mrlbench run``) decides what is finished, as a local
+run does, and writes every file of the run directory from what the tasks return:
+results, resume and files are those of the local executor.
 
 Its options are its own keys of ``[run.executor]``: ``address`` (the Ray cluster) and
 ``max_retries``. Ray is started locally for the run (``ray.init(num_cpus=threads)``)
 unless ``address`` or ``$RAY_ADDRESS`` names a cluster, or Ray is already running in
-this process (then it is used and left running): ``connect``, the one Ray start-up of
-mrlbench, also that of ``mrlbench encode --executor ray``. Workers build the components again
-from the config (through the registry, so plugin code runs on them) and read the
-arrays themselves, so every path the config names must be the same files on every
-node: that is checked before any task starts, one clear error otherwise.
+this process (then it is used and left running): ``ray_start.connect``, the one Ray
+start-up of mrlbench, also that of ``mrlbench encode --executor ray``. Workers build
+the components again from the config (through the registry, so plugin code runs on
+them) and read the arrays themselves, so every path the config names must be the same
+files on every node: that is checked before any task starts, one clear error otherwise.
 
 Ray is an optional dependency (``pip install -e '.[ray]'``); nothing else imports it.
 """
@@ -22,62 +21,20 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from mrlbench_plugins.ray_start import INSTALL_HINT, check_address, connect, load_ray
 
-from mrlbench.errors import ConfigError, MrlbenchError, error_line, requires
+from mrlbench.errors import ConfigError, MrlbenchError, error_line
 from mrlbench.hookspecs import hookimpl
 from mrlbench.plugins import Registry, loaded_dirs, registry
 from mrlbench.types import Executor, Placement, WorkUnit
 
-INSTALL_HINT = "Ray is not installed: run `pip install -e '.[ray]'` (or `pip install 'ray[data]'`)"
 SHARED_ARG_BYTES = 1 << 20  # an array argument this large goes to the object store once
 SHARD_CPUS = 0.01  # a shard actor's CPU request: a token, never a node's whole CPU count
-_ADDRESS = re.compile(r"^(ray://)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$")
-
-
-def load_ray() -> Any:
-    """The ``ray`` module, or an UnavailableError with the install hint."""
-    return requires("ray", INSTALL_HINT)
-
-
-def check_address(address: Any) -> str:
-    """A Ray cluster address as ``ray.init`` takes it (``host:port``, ``ray://host:port``
-    or ``auto``; empty: ``$RAY_ADDRESS``, else a local Ray), or a ``ConfigError``."""
-    if not isinstance(address, str):
-        raise ConfigError(f'address must be a string ("host:port"), not {address!r}')
-    match = _ADDRESS.match(address)
-    if address in ("", "auto") or (match and 0 < int(match.group(3)) < 65536):
-        return address
-    raise ConfigError(
-        f'address must be "host:port", "ray://host:port" or "auto" (empty: $RAY_ADDRESS, '
-        f"else a local Ray), not {address!r}"
-    )
-
-
-def connect(threads: int, address: str = "") -> bool:
-    """Ray for this process, the one start-up of every Ray user of mrlbench (the
-    executor, ``encode --executor ray``): the running Ray as it is, else the cluster at
-    ``address`` (or ``$RAY_ADDRESS``), else a local Ray with ``threads`` CPUs. True when
-    started here (the caller shuts it down)."""
-    ray = load_ray()
-    if ray.is_initialized():
-        return False
-    quiet = {"log_to_driver": False, "logging_level": "ERROR"}
-    address = address or os.environ.get("RAY_ADDRESS", "")
-    try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(num_cpus=threads, include_dashboard=False, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or "a local Ray"
-        raise MrlbenchError(f"cannot start Ray ({where}): {error_line(exc)}") from None
-    return True
 
 
 def gpus(want: bool | None) -> int:

@@ -148,18 +148,19 @@ def test_one_ray_start_up_for_the_executor_and_the_encoding(cli, tmp_path):
     """``connect`` starts a local Ray with the threads asked for and uses a running one
     as it is; the executor and ``encode --executor ray`` both start Ray with it."""
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]'")
-    from mrlbench_plugins import ray_executor
+    from mrlbench_plugins import ray_executor, ray_start
 
     if ray.is_initialized():
         pytest.skip("a Ray already runs in this process")
     pytest.importorskip("torch")  # the vision package's encoding imports it
     from mrlbench_plugins.vision import ray_encoding
 
-    assert ray_encoding.connect is ray_executor.connect  # what `encode --executor ray` calls
+    # what the executor and `encode --executor ray` call
+    assert ray_executor.connect is ray_start.connect is ray_encoding.connect
     try:
-        assert ray_executor.connect(1) is True  # started here: a local Ray of 1 CPU
+        assert ray_start.connect(1) is True  # started here: a local Ray of 1 CPU
         assert ray.cluster_resources()["CPU"] == 1
-        assert ray_executor.connect(3) is False  # running: used as it is
+        assert ray_start.connect(3) is False  # running: used as it is
         assert ray.cluster_resources()["CPU"] == 1
         cfg = tmp_path / "run.toml"
         cfg.write_text(RUN.format(run='threads = 1\n[run.executor]\nname = "ray"'))

@@ -6,9 +6,9 @@ side scales by adding GPUs), and the features are written by this process into t
 reference-named arrays, in dataset order, through the same resumable ``ChunkedWriter``
 as a local encode: an interrupted encode resumes from its last commit.
 
-Ray is started (or joined) by ``connect``, the Ray executor's, the one Ray start-up of
-mrlbench. Workers read the images and the checkpoint themselves: their paths must be the
-same on every node (on one machine they are)."""
+Ray is started (or joined) by ``ray_start.connect``, the one Ray start-up of mrlbench
+(the Ray executor's too). Workers read the images and the checkpoint themselves: their
+paths must be the same on every node (on one machine they are)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mrlbench_plugins.ray_executor import connect, load_ray  # noqa: F401  (one Ray start-up)
+from mrlbench_plugins.ray_start import connect, load_ray  # noqa: F401  (one Ray start-up)
 from mrlbench_plugins.vision.chunked import ChunkedWriter
 from mrlbench_plugins.vision.settings import Settings
 
