@@ -29,6 +29,7 @@ run: data
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint data
 	$(BIN)/pytest

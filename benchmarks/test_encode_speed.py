@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from PIL import Image
+
 from mrlbench_plugins.vision import encoding, models
 from mrlbench_plugins.vision.data import scan_folder
 from mrlbench_plugins.vision.datasets import ImageFolderDataset
 from mrlbench_plugins.vision.settings import Settings, default_workers
-from PIL import Image
 
 IMAGES, BATCH = 96, 32
 

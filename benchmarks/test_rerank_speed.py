@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_pipeline import assert_same_order_up_to_ties, normalize, reference_rerank
+from threadpoolctl import threadpool_limits
+
 from mrlbench_plugins.adaptive import Adaptive
 from mrlbench_plugins.funnel import Funnel
 from mrlbench_plugins.reference.rerank import GivenShortlist
-from reference_pipeline import assert_same_order_up_to_ties, normalize, reference_rerank
-from threadpoolctl import threadpool_limits
 
 N, M, D = 100_000, 5_000, 2048
 FUNNEL = ([16, 32, 64, 128, 2048], [200, 100, 50, 25, 10])

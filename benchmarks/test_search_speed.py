@@ -20,10 +20,10 @@ import os
 
 import numpy as np
 import pytest
-from mrlbench_plugins.faiss.exact import FaissExact
 from threadpoolctl import threadpool_limits
 
 from mrlbench.vectors import PrefixBlocks, prefix
+from mrlbench_plugins.faiss.exact import FaissExact
 
 N, M, D, K = 100_000, 1_000, 2048, 100
 ROUNDS, WARMUP = 5, 1

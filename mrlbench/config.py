@@ -25,8 +25,11 @@ RUN_DEFAULTS: dict[str, Any] = {
     "threads": 0,  # threads for FAISS, BLAS, torch and reranks; 0: every core
     "latency_queries": 500,  # the seeded sample timed one query at a time
     "keep_neighbors": 0,  # neighbours kept per query in neighbors/; 0: the longest k scored
-    "executor": "local",  # what runs the cells: a registered executor ("local", "ray", ...)
-    "ray_address": "",  # the Ray cluster; empty: $RAY_ADDRESS, else a local Ray for the run
+    "executor": "local",  # what runs the cells: "name", or [run.executor] name = "..." + options
+}
+MOVED = {  # old [run] keys: what to write instead ({} is the value written)
+    "ray_address": "[run] ray_address has moved to the executor's table: write [run.executor] "
+    'with name = "ray" and address = "{}"',
 }
 SECTIONS = {"encoders": "encoder", "backends": "backend", "strategies": "strategy"}
 
@@ -56,7 +59,6 @@ class RunConfig:
     latency_queries: int
     keep_neighbors: int
     executor: Spec[Executor] | None = None  # None: the local executor
-    ray_address: str = ""
     encoders: list[Spec[Encoder]] = field(default_factory=list)
     backends: list[Spec[Backend]] = field(default_factory=list)
     strategies: list[Spec[Strategy]] = field(default_factory=list)
@@ -82,7 +84,6 @@ class RunConfig:
             "latency_queries": self.latency_queries,
             "keep_neighbors": self.keep_neighbors,
             "executor": executor_value(self.executor),
-            "ray_address": self.ray_address,
         }
         return {
             "run": run,
@@ -130,6 +131,9 @@ def build(
         )
     run = dict(raw.get("run", {}))
     for key in run:
+        if key in MOVED:
+            value = run[key] if isinstance(run[key], str) and run[key] else "host:port"
+            raise ConfigError(MOVED[key].format(value))
         if key not in RUN_DEFAULTS:
             raise ConfigError(f"unknown key '{key}' in [run] (known: {', '.join(RUN_DEFAULTS)})")
     settings = {**RUN_DEFAULTS, **run}
@@ -148,11 +152,8 @@ def build(
         value = settings[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"[run] {key} must be an integer of at least {low}")
-    if not isinstance(settings["ray_address"], str):
-        raise ConfigError("[run] ray_address must be a string (host:port, or ray://host:port)")
     executor = _executor(settings["executor"], registry, base)
-    component = executor.component
-    placement = component.placement() if isinstance(component, Executor) else None
+    placement = executor.component.placement()  # where sharded backends keep their shards
     specs: dict[str, list[Spec[Any]]] = {}
     for section, kind in SECTIONS.items():
         tables = raw.get(section, [])
@@ -189,36 +190,47 @@ def build(
         latency_queries=settings["latency_queries"],
         keep_neighbors=settings["keep_neighbors"] or max(ks),
         executor=executor,
-        ray_address=settings["ray_address"],
         **specs,
     )
 
 
-def _executor(value: Any, registry: Registry, base: Path | None) -> Spec:
-    """``[run] executor``: a registered executor's name, or a table ``{ plugin = "name",
-    ... }`` whose other keys are its arguments."""
+def _executor(value: Any, registry: Registry, base: Path | None) -> Spec[Executor]:
+    """``[run] executor = "name"``, or the table ``[run.executor]``: ``name`` picks a
+    registered executor (``plugin`` is a synonym), every other key is that executor's
+    option, checked by the executor itself. The spec's table: ``name`` then the options."""
+    where = "[run] executor:" if isinstance(value, str) else "[run.executor]"
     if isinstance(value, str):
-        value = {"plugin": value}
+        value = {"name": value}
     if not isinstance(value, dict):
-        raise ConfigError('[run] executor must be "name" or { plugin = "name", ... }')
+        raise ConfigError('[run] executor must be "name", or a [run.executor] table with name')
+    options = dict(value)
+    name, plugin = options.pop("name", None), options.pop("plugin", None)
+    if name is not None and plugin is not None and name != plugin:
+        raise ConfigError("[run.executor] has name and plugin (a synonym) that differ: keep name")
+    name = name if name is not None else plugin
+    if not isinstance(name, str):
+        known = ", ".join(registry.names("executor"))
+        raise ConfigError(f'[run.executor] needs name = "..." (known: {known})')
     try:
-        label, component = registry.create("executor", value, base)
+        label, component = registry.create("executor", {"plugin": name, **options}, base)
     except ConfigError as exc:
-        raise ConfigError(f"[run] executor: {exc}") from None
+        raise ConfigError(f"{where} {exc}") from None
     if not isinstance(component, Executor):
-        raise ConfigError(f"[run] executor: {label} is not an Executor")
-    return Spec(label, component, dict(component.table))
+        raise ConfigError(f"{where} {label} is not an Executor")
+    table = {k: v for k, v in component.table.items() if k != "plugin"}
+    return Spec(label, component, {"name": label, **table})
 
 
-def executor_value(spec: Spec | None) -> Any:
-    """``[run] executor`` as written back: the name, or the table when it has arguments."""
+def executor_value(spec: Spec[Executor] | None) -> Any:
+    """``[run] executor`` as written back: the name, or the ``[run.executor]`` table
+    (``name`` and the options) when it has options."""
     if spec is None:
         return "local"
     table = dict(spec.table)
-    return table["plugin"] if list(table) == ["plugin"] else table
+    return table["name"] if list(table) == ["name"] else table
 
 
-def _check_unique(specs: list[Spec], section: str) -> None:
+def _check_unique(specs: list[Spec[Any]], section: str) -> None:
     if section == "strategies":
         return
     seen: set[str] = set()
@@ -255,9 +267,14 @@ def _key(key: str) -> str:
 
 
 def dumps(resolved: dict[str, Any]) -> str:
-    """TOML text for a resolved config: ``[run]`` then one ``[[section]]`` per component."""
+    """TOML text for a resolved config: ``[run]`` (a table in it, the executor's, as
+    ``[run.NAME]``) then one ``[[section]]`` per component."""
+    run = resolved["run"]
     lines = ["[run]"]
-    lines += [f"{_key(k)} = {_value(v)}" for k, v in resolved["run"].items()]
+    lines += [f"{_key(k)} = {_value(v)}" for k, v in run.items() if not isinstance(v, dict)]
+    for name, table in ((k, v) for k, v in run.items() if isinstance(v, dict)):
+        lines += ["", f"[run.{_key(name)}]"]
+        lines += [f"{_key(k)} = {_value(v)}" for k, v in table.items()]
     for section in SECTIONS:
         for table in resolved.get(section, []):
             lines += ["", f"[[{section}]]"]

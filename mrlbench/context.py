@@ -277,37 +277,3 @@ def same_labels(first: Embeddings, other: Embeddings, label: str) -> None:
                 f"encoder {label}: its dims disagree on the {what} rows or labels "
                 f"({len(a)} against {len(b)} rows)"
             )
-
-
-class GivenShortlist:
-    """A ``RetrievalContext`` whose one search is ``ids``, a shortlist at prefix size
-    ``dim`` made elsewhere; reranks read the raw ``database``/``queries`` arrays."""
-
-    def __init__(
-        self,
-        database: np.ndarray,
-        queries: np.ndarray,
-        ids: np.ndarray,
-        dim: int,
-        model: str = "",
-        dataset: str = "",
-        index_name: str = "",
-        threads: int | None = None,
-    ) -> None:
-        self.database, self.queries, self.ids, self.dim = database, queries, ids, dim
-        self.threads = threads
-        self.model, self.dataset, self.index_name = model, dataset, index_name
-        self.n_database, self.n_queries = len(database), len(queries)
-
-    def search(self, dim: int, k: int | None = None) -> Shortlist:
-        k = k or self.ids.shape[1]
-        if dim != self.dim:
-            raise DataError(f"the shortlist is at {self.dim} dims, not {dim}")
-        if k > self.ids.shape[1]:
-            raise DataError(
-                f"the shortlist has {self.ids.shape[1]} neighbours per query, fewer than {k}"
-            )
-        return Shortlist(self.ids[:, :k], 0.0, 0.0, 0.0, "CPU")
-
-    def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
-        return stopwatch(lambda: rerank(self.database, self.queries, ids, dim, keep, self.threads))

@@ -5,7 +5,6 @@ warning."""
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from mrlbench.resume import MISSING, cached
 from mrlbench.sink import Direct
+from mrlbench.timing import stopwatch
 from mrlbench.types import Backend, Embeddings
 from mrlbench.vectors import PrefixBlocks
 
@@ -55,9 +55,8 @@ def load_or_build(
                 )
         else:
             warnings.warn(f"cached index {path} does not match the data; rebuilding", stacklevel=2)
-    start = time.perf_counter()
-    index = backend.build(PrefixBlocks(emb.database, dim, on_block=on_chunk), dim)
-    seconds = time.perf_counter() - start
+    blocks = PrefixBlocks(emb.database, dim, on_block=on_chunk)
+    index, seconds = stopwatch(lambda: backend.build(blocks, dim))
     if path is not None:
         sink.index(path, lambda tmp: backend.write(index, tmp))
         sink.remember(meta_path, meta, {"build_seconds": seconds})

@@ -176,10 +176,10 @@ def run(
     reason = type(enc.component).availability() or type(be.component).availability()
     if reason:
         raise ConfigError(f"cannot tune here: {reason}")
-    emb = enc.component.embeddings(enc.component.dims[0])  # type: ignore[attr-defined]
-    dims = tuple(enc.component.dims)  # type: ignore[attr-defined]
+    emb = enc.component.embeddings(enc.component.dims[0])
+    dims = tuple(enc.component.dims)
     n, metric = len(emb.database), headline(cfg.ks)
-    exact = bool(be.component.exact)  # type: ignore[attr-defined]
+    exact = bool(be.component.exact)
     offered = offers(TuneSpace(dims, n, int(metric.split("@")[1]), exact), registry)
     references = [c for c in offered if c.role == "reference"]
     found = [c for c in offered if c.role != "reference"]
@@ -278,10 +278,14 @@ def write_csv(
                 _num(f, "mflops_per_query"),
                 _num(f, "latency_ms_p50"),
                 _num(f, f"knn_recall@{k}"),
-                (f or s).status if (f or s) else "not run",
+                _status(f or s),
             ]
         )
     write_text(path, buf.getvalue())
+
+
+def _status(row: Row | None) -> str:
+    return row.status if row is not None else "not run"
 
 
 def _num(row: Row | None, name: str) -> str:

@@ -1,6 +1,6 @@
 """Executor ``local``: every encoder x backend pair in this process, one after the other
-(the default, ``[run] executor = "local"``); sharded indexes search their shards here,
-one after the other."""
+(the default, ``[run] executor = "local"``; it takes no options); sharded indexes search
+their shards here, one after the other."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ class LocalExecutor(Executor):
     """Runs every cell in this process, pair after pair, writing as it goes (the default)."""
 
     name = "local"
+
+    def __init__(self) -> None:  # no options: any key of [run.executor] is an unknown key
+        super().__init__()
 
     @classmethod
     def where(cls) -> str:

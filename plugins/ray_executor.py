@@ -1,16 +1,18 @@
-"""Executor ``ray`` (``[run] executor = "ray"``): every encoder x backend pair of a run is
-a Ray task, with the CPUs (``[run] threads``) and the GPU it needs; sharded exact
-backends (``shards = N``) keep one actor per shard. The driver (the process that runs
-``mrlbench run``) decides what is finished, as a local run does, and writes every file
-of the run directory from what the tasks return: results, resume and files are those
-of the local executor.
+"""Executor ``ray`` (``[run.executor] name = "ray"``, or ``[run] executor = "ray"``):
+every encoder x backend pair of a run is a Ray task, with the CPUs (``[run] threads``)
+and the GPU it needs; sharded exact backends (``shards = N``) keep one actor per shard.
+The driver (the process that runs ``mrlbench run``) decides what is finished, as a local
+run does, and writes every file of the run directory from what the tasks return:
+results, resume and files are those of the local executor.
 
-Ray is started locally for the run (``ray.init(num_cpus=threads)``) unless
-``[run] ray_address`` or ``$RAY_ADDRESS`` names a cluster, or Ray is already running in
-this process (then it is used and left running). Workers build the components again
-from the config (through the registry, so plugin code runs on them) and read the
-arrays themselves, so every path the config names must be the same files on every
-node: that is checked before any task starts, one clear error otherwise.
+Its options are its own keys of ``[run.executor]``: ``address`` (the Ray cluster) and
+``max_retries``. Ray is started locally for the run (``ray.init(num_cpus=threads)``)
+unless ``address`` or ``$RAY_ADDRESS`` names a cluster, or Ray is already running in
+this process (then it is used and left running): ``ray_start.connect``, the one Ray
+start-up of mrlbench, also that of ``mrlbench encode --executor ray``. Workers build
+the components again from the config (through the registry, so plugin code runs on
+them) and read the arrays themselves, so every path the config names must be the same
+files on every node: that is checked before any task starts, one clear error otherwise.
 
 Ray is an optional dependency (``pip install -e '.[ray]'``); nothing else imports it.
 """
@@ -25,39 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import ConfigError, MrlbenchError, error_line, requires
+from mrlbench.errors import ConfigError, MrlbenchError, error_line
 from mrlbench.hookspecs import hookimpl
 from mrlbench.plugins import Registry, loaded_dirs, registry
 from mrlbench.types import Executor, Placement, WorkUnit
+from mrlbench_plugins.ray_start import INSTALL_HINT, check_address, connect, load_ray
 
-INSTALL_HINT = "Ray is not installed: run `pip install -e '.[ray]'` (or `pip install 'ray[data]'`)"
 SHARED_ARG_BYTES = 1 << 20  # an array argument this large goes to the object store once
 SHARD_CPUS = 0.01  # a shard actor's CPU request: a token, never a node's whole CPU count
-
-
-def load_ray() -> Any:
-    """The ``ray`` module, or an UnavailableError with the install hint."""
-    return requires("ray", INSTALL_HINT)
-
-
-def connect(threads: int, address: str = "") -> bool:
-    """Ray for this run: the running one, the cluster at ``address`` (or
-    ``$RAY_ADDRESS``), else a local Ray with ``threads`` CPUs. True when started here
-    (the caller shuts it down)."""
-    ray = load_ray()
-    if ray.is_initialized():
-        return False
-    quiet = {"log_to_driver": False, "logging_level": "ERROR"}
-    address = address or os.environ.get("RAY_ADDRESS", "")
-    try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(num_cpus=threads, include_dashboard=False, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or "a local Ray"
-        raise MrlbenchError(f"cannot start Ray ({where}): {error_line(exc)}") from None
-    return True
 
 
 def gpus(want: bool | None) -> int:
@@ -155,20 +132,23 @@ def check_cluster(cfg: Any) -> None:
 
 class RayExecutor(Executor):
     """Each encoder x backend pair as a Ray task (with ``[run] threads`` CPUs and a GPU
-    for GPU backends), on a local Ray started for the run or the cluster at
-    ``[run] ray_address`` / ``$RAY_ADDRESS``; one actor per shard of ``shards = N``
-    backends. The numbers and files are those of the local executor.
+    for GPU backends), on a local Ray started for the run or the cluster at ``address``
+    / ``$RAY_ADDRESS``; one actor per shard of ``shards = N`` backends. The numbers and
+    files are those of the local executor.
 
     Args:
+        address: The Ray cluster, ``"host:port"``, ``"ray://host:port"`` or ``"auto"``;
+            empty: ``$RAY_ADDRESS``, else a local Ray for the run.
         max_retries: Times Ray runs a cell's task again when its worker dies (a killed
             process, a lost node) before its cells fail.
     """
 
     name = "ray"
 
-    def __init__(self, max_retries: int = 3) -> None:
+    def __init__(self, address: str = "", max_retries: int = 3) -> None:
+        self.address = check_address(address)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigError(f"max_retries must be 0 or more, not {max_retries!r}")
+            raise ConfigError(f"max_retries must be an integer of 0 or more, not {max_retries!r}")
         self.max_retries = max_retries
 
     @classmethod
@@ -178,7 +158,7 @@ class RayExecutor(Executor):
     @classmethod
     def where(cls) -> str:
         address = os.environ.get("RAY_ADDRESS")
-        return f"Ray cluster {address}" if address else "a local Ray, or [run] ray_address"
+        return f"Ray cluster {address}" if address else "a local Ray, or [run.executor] address"
 
     def environment(self) -> dict[str, Any]:
         return {"packages": {"ray": load_ray().__version__}}
@@ -197,7 +177,7 @@ class RayExecutor(Executor):
                     continue  # finished (resumed) or skipped: no task, no Ray needed
                 if ray is None:
                     ray = load_ray()
-                    started = connect(cfg.threads, cfg.ray_address)
+                    started = connect(cfg.threads, self.address)
                     check_cluster(cfg)
                     slots = task_slots(cfg.threads)
                     task = ray.remote(_call)

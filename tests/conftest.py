@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mrlbench_plugins.reference.rerank import GivenShortlist
-from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench.cli import main
 from mrlbench.plugins import registry as loaded_registry
+from mrlbench_plugins.reference.rerank import GivenShortlist
+from mrlbench_plugins.synthetic import synthetic_arrays
 
 
 @dataclass

@@ -7,11 +7,11 @@ import json
 import shutil
 
 import pytest
+
+from mrlbench.errors import DataError
 from mrlbench_plugins.vision import training
 from mrlbench_plugins.vision.data import FASHION_FILES, find_fashion
 from mrlbench_plugins.vision.datasets import FashionMNIST
-
-from mrlbench.errors import DataError
 
 
 def board(out):

@@ -10,10 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import brute_force, normalized
-from mrlbench_plugins.faiss.ivf import FaissIVF
-from mrlbench_plugins.faiss.ivf_index import IVFIndex
-from mrlbench_plugins.faiss.ivfpq import KSUB, FaissIVFPQ
-from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench.errors import ConfigError, DataError
 from mrlbench.index_cache import index_path, load_or_build
@@ -21,6 +17,10 @@ from mrlbench.search_stage import search_dim
 from mrlbench.store import scan
 from mrlbench.types import Embeddings
 from mrlbench.vectors import PrefixBlocks, prefix
+from mrlbench_plugins.faiss.ivf import FaissIVF
+from mrlbench_plugins.faiss.ivf_index import IVFIndex
+from mrlbench_plugins.faiss.ivfpq import KSUB, FaissIVFPQ
+from mrlbench_plugins.synthetic import synthetic_arrays
 
 faiss = pytest.importorskip("faiss")
 DIM = 32

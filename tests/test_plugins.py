@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from mrlbench_plugins.flat import Flat
 
 from mrlbench import hookspecs
 from mrlbench.errors import ConfigError
 from mrlbench.plugins import Registry
+from mrlbench_plugins.flat import Flat
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "tests" / "example_plugin"

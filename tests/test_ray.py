@@ -248,9 +248,8 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_completes(cli, tmp_path)
 
 
 def test_paths_every_node_must_see_are_checked_before_any_task(tmp_path):
-    from mrlbench_plugins.ray_executor import require_visible
-
     from mrlbench.errors import ConfigError
+    from mrlbench_plugins.ray_executor import require_visible
 
     require_visible([str(tmp_path)])  # the one node of this Ray sees it
     with pytest.raises(ConfigError, match=r"Ray node .* cannot see .*/not-shared: the arrays"):
@@ -270,10 +269,11 @@ class Interrupt(Exception):
 
 def test_ray_encoding_resumes_and_equals_the_local_encode_in_order(cli, tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
+    from PIL import Image
+
     from mrlbench_plugins.vision import encoding, models
     from mrlbench_plugins.vision.data import scan_folder
     from mrlbench_plugins.vision.settings import Settings
-    from PIL import Image
 
     rng = np.random.default_rng(0)
     root = tmp_path / "images"

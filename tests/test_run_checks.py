@@ -174,9 +174,8 @@ class _Served:
 def test_a_missing_fashion_mnist_is_fetched_and_verified_before_the_run(
     registry, tmp_path, monkeypatch, capsys
 ):
-    from mrlbench_plugins.vision import data
-
     from mrlbench import config, preflight
+    from mrlbench_plugins.vision import data
 
     source = data.find_fashion()  # Debian's package or the cache: the real files
     asked = []

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import brute_force, write_arrays
-from mrlbench_plugins.faiss.exact import FaissExact
-from mrlbench_plugins.synthetic import write_synthetic
 
 from mrlbench import arrays as array_files
 from mrlbench import knn
 from mrlbench.arrays import load_embeddings
 from mrlbench.vectors import PrefixBlocks, prefix
+from mrlbench_plugins.faiss.exact import FaissExact
+from mrlbench_plugins.synthetic import write_synthetic
 
 
 def brute_force_zeros(xb: np.ndarray, xq: np.ndarray, dim: int, k: int) -> np.ndarray:

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import brute_force
-from mrlbench_plugins.faiss.exact import FaissExact
-from mrlbench_plugins.faiss.hnsw import FaissHNSW
-from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench.errors import DataError, MrlbenchError
 from mrlbench.index_cache import index_path, load_or_build
 from mrlbench.search_stage import search_dim
 from mrlbench.store import scan
 from mrlbench.types import Embeddings
+from mrlbench_plugins.faiss.exact import FaissExact
+from mrlbench_plugins.faiss.hnsw import FaissHNSW
+from mrlbench_plugins.synthetic import synthetic_arrays
 
 
 @pytest.fixture(scope="module")

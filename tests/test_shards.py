@@ -9,13 +9,13 @@ import json
 import numpy as np
 import pytest
 from conftest import brute_force
-from mrlbench_plugins.synthetic import synthetic_arrays
 
 from mrlbench import shards
 from mrlbench.errors import ConfigError
 from mrlbench.plugins import Registry
 from mrlbench.types import Backend
 from mrlbench.vectors import PrefixBlocks, prefix
+from mrlbench_plugins.synthetic import synthetic_arrays
 
 XB, XQ, _, _ = synthetic_arrays(5000, 120, 48, 20, 3, 0.7, 0.8)
 

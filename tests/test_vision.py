@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from mrlbench_plugins.vision import encoding, models, training
-from mrlbench_plugins.vision.data import ArraySplit, scan_folder
-from mrlbench_plugins.vision.settings import Settings, TrainSettings
 from PIL import Image
 
 from mrlbench.errors import DataError
+from mrlbench_plugins.vision import encoding, models, training
+from mrlbench_plugins.vision.data import ArraySplit, scan_folder
+from mrlbench_plugins.vision.settings import Settings, TrainSettings
 
 CLASSES = 5
 

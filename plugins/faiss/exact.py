@@ -21,11 +21,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from mrlbench_plugins.faiss import FaissBackend, gpu_count, load
 
 from mrlbench.errors import ConfigError, MrlbenchError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.knn import ExactIndex, exact_knn
+from mrlbench_plugins.faiss import FaissBackend, gpu_count, load
 
 GPU_MAX_K = 2048  # FAISS GPU k-selection limit
 

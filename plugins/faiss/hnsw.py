@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from mrlbench_plugins.faiss import FaissBackend, load
 
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
+from mrlbench_plugins.faiss import FaissBackend, load
 
 DEFAULT_EF_CONSTRUCTION = 40
 DEFAULT_EF_SEARCH = 64  # the same default for configs and `mrlbench search --ef-search`

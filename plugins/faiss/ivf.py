@@ -17,12 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from mrlbench.hookspecs import hookimpl
 from mrlbench_plugins.faiss import load
 from mrlbench_plugins.faiss.ivf_base import FaissIVFBase
 from mrlbench_plugins.faiss.ivf_index import IVFIndex
 from mrlbench_plugins.faiss.ivfpq import FaissIVFPQ
-
-from mrlbench.hookspecs import hookimpl
 
 
 class FaissIVF(FaissIVFBase):

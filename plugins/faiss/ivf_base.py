@@ -29,6 +29,8 @@ from collections.abc import Iterable, Sized
 from typing import Any, ClassVar
 
 import numpy as np
+
+from mrlbench.errors import ConfigError, DataError
 from mrlbench_plugins.faiss import FaissBackend, load
 from mrlbench_plugins.faiss.ivf_index import (
     FORMAT,
@@ -45,8 +47,6 @@ from mrlbench_plugins.faiss.ivf_train import (
     train_rows,
     train_sample,
 )
-
-from mrlbench.errors import ConfigError, DataError
 
 DEFAULT_SEED = 1234  # FAISS's own k-means seed
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from mrlbench_plugins.faiss import load
 
 from mrlbench.errors import DataError
 from mrlbench.vectors import normalize_rows
+from mrlbench_plugins.faiss import load
 
 FORMAT = 1  # of the index file
 

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sized
 from typing import Any
 
 import numpy as np
-from mrlbench_plugins.faiss import load
 
 from mrlbench.errors import DataError
+from mrlbench_plugins.faiss import load
 
 POINTS_PER_LIST = 256  # FAISS k-means uses at most this many points per centroid
 MIN_POINTS_PER_LIST = 39  # ... and warns below this many

@@ -25,11 +25,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from mrlbench.errors import ConfigError, DataError
 from mrlbench_plugins.faiss import load
 from mrlbench_plugins.faiss.ivf_base import DEFAULT_SEED, FaissIVFBase, positive
 from mrlbench_plugins.faiss.ivf_index import IVFIndex
-
-from mrlbench.errors import ConfigError, DataError
 
 KSUB = 256  # centroids per PQ sub-quantiser (8 bits)
 PQ_TRAIN_POINTS = KSUB * 256  # what FAISS trains PQ codebooks on at most

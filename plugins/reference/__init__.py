@@ -13,11 +13,11 @@ This module is the plugin: its hook adds the three commands to the CLI."""
 from __future__ import annotations
 
 import click
+
+from mrlbench.hookspecs import hookimpl
 from mrlbench_plugins.reference.metrics import metrics_command
 from mrlbench_plugins.reference.rerank import rerank_command
 from mrlbench_plugins.reference.search import search_command
-
-from mrlbench.hookspecs import hookimpl
 
 
 @hookimpl

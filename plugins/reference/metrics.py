@@ -4,17 +4,17 @@ neighbours file (the ``compute_metrics`` notebook)."""
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import click
-from mrlbench_plugins.reference.naming import dataset_of
-from mrlbench_plugins.reference.options import arrays_options
 
 from mrlbench import metrics as metric_defs
 from mrlbench import neighbors
 from mrlbench.arrays import find_array, load_labels
 from mrlbench.console import Col, console, emit_json, fitted_table, int_list, print_table
+from mrlbench.timing import stopwatch
+from mrlbench_plugins.reference.naming import dataset_of
+from mrlbench_plugins.reference.options import arrays_options
 
 
 @click.command("metrics")
@@ -52,9 +52,7 @@ def metrics_command(arrays, dataset, config, query_dataset, nn_file, ks, mode, a
     yb = load_labels(find_array(folder, dataset, "train", config, "y"))
     yq = load_labels(find_array(folder, query_dataset or dataset, "val", config, "y"))
     ids = neighbors.load(nn_file)
-    start = time.perf_counter()
-    values = metric_defs.compute(ids, yb, yq, ks, mode)
-    seconds = time.perf_counter() - start
+    values, seconds = stopwatch(lambda: metric_defs.compute(ids, yb, yq, ks, mode))
     rows = [[key, "" if math.isnan(value) else f"{value:.6f}"] for key, value in values.items()]
     title = f"metrics ({mode}): {Path(nn_file).name}"
     width = None if wide else console.width

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
-from mrlbench_plugins.reference.naming import dataset_of, model_name
-from mrlbench_plugins.reference.options import arrays_options
 
 from mrlbench import neighbors
 from mrlbench.arrays import load_embeddings
@@ -21,7 +18,10 @@ from mrlbench.console import console, int_list
 from mrlbench.errors import ConfigError, DataError
 from mrlbench.plugins import registry
 from mrlbench.rerank import rerank as rerank_rows
+from mrlbench.timing import stopwatch
 from mrlbench.types import Embeddings, Shortlist
+from mrlbench_plugins.reference.naming import dataset_of, model_name
+from mrlbench_plugins.reference.options import arrays_options
 
 SHORTLIST_NAME = re.compile(r"^(exactl2|hnsw_?\d+)_(\d+)dim")
 
@@ -57,9 +57,9 @@ class GivenShortlist:
         return Shortlist(self.ids[:, :k], 0.0, 0.0, 0.0, "CPU")
 
     def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
-        start = time.perf_counter()
-        out = rerank_rows(self.database, self.queries, ids, dim, keep, self.threads)
-        return out, time.perf_counter() - start
+        return stopwatch(
+            lambda: rerank_rows(self.database, self.queries, ids, dim, keep, self.threads)
+        )
 
 
 def strategy_table(

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from mrlbench_plugins.reference.naming import dataset_of, model_name
-from mrlbench_plugins.reference.options import arrays_options
 
 from mrlbench import neighbors
 from mrlbench.arrays import load_embeddings
@@ -20,6 +18,8 @@ from mrlbench.index_cache import index_path
 from mrlbench.plugins import registry
 from mrlbench.search_stage import search_dim
 from mrlbench.types import Backend, Embeddings
+from mrlbench_plugins.reference.naming import dataset_of, model_name
+from mrlbench_plugins.reference.options import arrays_options
 
 INDEX_RE = re.compile(r"^(exactl2|hnsw(\d+))$")
 DIMS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)

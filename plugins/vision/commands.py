@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-from mrlbench_plugins.vision.options import Images, source_options
-from mrlbench_plugins.vision.settings import TrainSettings
 from rich.table import Table
 
 from mrlbench.console import console, emit_json, int_list, progress_bar
 from mrlbench.errors import ConfigError
 from mrlbench.hookspecs import hookimpl
 from mrlbench.store import write_json
+from mrlbench_plugins.vision.options import Images, source_options
+from mrlbench_plugins.vision.settings import TrainSettings
 
 
 def bar_tasks(bar: Any) -> Callable[[str, int], Callable[[int], None]]:

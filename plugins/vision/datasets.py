@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from mrlbench.console import console, stderr
+from mrlbench.errors import ConfigError, DataError
+from mrlbench.hookspecs import hookimpl
+from mrlbench.types import Dataset
 from mrlbench_plugins.vision.data import (
     ArraySplit,
     fetch_fashion_mnist,
@@ -24,11 +29,6 @@ from mrlbench_plugins.vision.data import (
     read_idx,
     scan_folder,
 )
-
-from mrlbench.console import console, stderr
-from mrlbench.errors import ConfigError, DataError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.types import Dataset
 
 
 def _folders_exist(folders: dict[str, str | None]) -> None:

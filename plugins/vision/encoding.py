@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,14 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from mrlbench_plugins.vision.chunked import ChunkedWriter
-from mrlbench_plugins.vision.models import head_width
-from mrlbench_plugins.vision.settings import TRANSFORMS, Settings
 from torch import nn
 
 from mrlbench.arrays import array_name
 from mrlbench.errors import ConfigError, DataError
 from mrlbench.store import write_json
+from mrlbench_plugins.vision.chunked import ChunkedWriter
+from mrlbench_plugins.vision.models import head_width
+from mrlbench_plugins.vision.settings import TRANSFORMS, Settings
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 COMMIT_ROWS = 4096  # rows per resumable chunk
@@ -298,7 +299,7 @@ def _encode_dataset(
             from mrlbench_plugins.vision import ray_encoding
 
             if not started:
-                started.append(ray_encoding.connect(remote[2]))
+                started.append(ray_encoding.connect(os.cpu_count() or 1, remote[2]))
             ray_encoding.encode_split(
                 remote[0],
                 kind,

@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
-from mrlbench_plugins.vision.settings import NESTING
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from mrlbench.errors import ConfigError, DataError
+from mrlbench_plugins.vision.settings import NESTING
 
 KINDS = ("mrl", "mrl_e", "ff")
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-from mrlbench_plugins.vision.settings import Settings, default_transform
 
 from mrlbench.plugins import registry
 from mrlbench.types import Dataset
+from mrlbench_plugins.vision.settings import Settings, default_transform
 
 
 @dataclass(frozen=True)

@@ -6,47 +6,24 @@ side scales by adding GPUs), and the features are written by this process into t
 reference-named arrays, in dataset order, through the same resumable ``ChunkedWriter``
 as a local encode: an interrupted encode resumes from its last commit.
 
-Workers read the images and the checkpoint themselves: their paths must be the same on
-every node (on one machine they are)."""
+Ray is started (or joined) by ``ray_start.connect``, the one Ray start-up of mrlbench
+(the Ray executor's too). Workers read the images and the checkpoint themselves: their
+paths must be the same on every node (on one machine they are)."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mrlbench.errors import DataError, MrlbenchError
+from mrlbench.store import write_json
+from mrlbench_plugins.ray_start import connect, load_ray  # noqa: F401  (one Ray start-up)
 from mrlbench_plugins.vision.chunked import ChunkedWriter
 from mrlbench_plugins.vision.settings import Settings
-
-from mrlbench.errors import DataError, MrlbenchError, error_line, requires
-from mrlbench.store import write_json
-
-INSTALL_HINT = "Ray is not installed: run `pip install -e '.[ray]'` (or `pip install 'ray[data]'`)"
-
-
-def load_ray() -> Any:
-    return requires("ray", INSTALL_HINT)
-
-
-def connect(address: str = "") -> bool:
-    """The running Ray, the cluster at ``address`` (or ``$RAY_ADDRESS``), else a local
-    Ray on every core; True when started here (the caller shuts it down)."""
-    ray = load_ray()
-    if ray.is_initialized():
-        return False
-    quiet = {"log_to_driver": False, "logging_level": "ERROR"}
-    address = address or os.environ.get("RAY_ADDRESS", "")
-    try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise MrlbenchError(f"cannot start Ray ({address or 'local'}): {error_line(exc)}") from None
-    return True
 
 
 def decode(
@@ -82,6 +59,7 @@ class Embed:
         threads: int,
     ) -> None:
         import torch
+
         from mrlbench_plugins.vision import encoding, models
 
         if threads:
@@ -94,6 +72,7 @@ class Embed:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
+
         from mrlbench_plugins.vision.encoding import autocast
 
         images = torch.from_numpy(np.ascontiguousarray(batch["image"])).to(self.device)

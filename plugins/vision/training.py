@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from mrlbench.errors import DataError
 from mrlbench_plugins.vision.data import Subset
 from mrlbench_plugins.vision.encoding import TensorView, autocast
 from mrlbench_plugins.vision.models import build
 from mrlbench_plugins.vision.settings import Settings, TrainSettings
-from torch import nn
-
-from mrlbench.errors import DataError
 
 
 def matryoshka_loss(

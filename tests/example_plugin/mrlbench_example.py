@@ -141,8 +141,8 @@ class Stripes(Dataset):
 
 
 class Processes(Executor):
-    """Each encoder x backend pair in a worker process (``[run] executor = { plugin =
-    "processes", workers = 2 }``): the driver decides what is finished, the workers
+    """Each encoder x backend pair in a worker process (``[run.executor]`` with ``name =
+    "processes"`` and ``workers = 2``): the driver decides what is finished, the workers
     compute, the driver writes what they return.
 
     Args:
