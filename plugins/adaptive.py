@@ -5,11 +5,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from mrlbench.cost import rerank_mflops
-from mrlbench.errors import ConfigError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.tune_space import TuneCandidate, TuneSpace
-from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
+from mrlbench import (
+    ConfigError,
+    Retrieval,
+    RetrievalContext,
+    SearchRequest,
+    Strategy,
+    TuneCandidate,
+    TuneSpace,
+    hookimpl,
+    rerank_mflops,
+)
 
 
 class Adaptive(Strategy):

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from mrlbench.arrays import CONFIG_RE, load_embeddings
-from mrlbench.errors import ConfigError, DataError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.types import Embeddings, Encoder
+from mrlbench import (
+    CONFIG_RE,
+    ConfigError,
+    DataError,
+    Embeddings,
+    Encoder,
+    hookimpl,
+    load_embeddings,
+)
 
 NESTING = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 

@@ -6,11 +6,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mrlbench.cost import search_mflops
-from mrlbench.errors import ConfigError, MrlbenchError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.tune_space import TuneCandidate, TuneSpace
-from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
+from mrlbench import (
+    ConfigError,
+    MrlbenchError,
+    Retrieval,
+    RetrievalContext,
+    SearchRequest,
+    Strategy,
+    TuneCandidate,
+    TuneSpace,
+    hookimpl,
+    search_mflops,
+)
 
 
 class Flat(Strategy):

@@ -7,11 +7,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from mrlbench.cost import rerank_mflops
-from mrlbench.errors import ConfigError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.tune_space import TuneCandidate, TuneSpace
-from mrlbench.types import Retrieval, RetrievalContext, SearchRequest, Strategy
+from mrlbench import (
+    ConfigError,
+    Retrieval,
+    RetrievalContext,
+    SearchRequest,
+    Strategy,
+    TuneCandidate,
+    TuneSpace,
+    hookimpl,
+    rerank_mflops,
+)
 
 FACTORS = (2, 4)  # tune: a funnel stage keeps 1/factor of the one before
 MAX_STAGES = 5  # tune: rerank stages of a funnel (the MRL README's has 5)

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mrlbench.hookspecs import hookimpl
-from mrlbench.types import Executor, WorkUnit
+from mrlbench import Executor, WorkUnit, hookimpl
 
 
 class LocalExecutor(Executor):

@@ -27,10 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import ConfigError, MrlbenchError, error_line
-from mrlbench.hookspecs import hookimpl
-from mrlbench.plugins import Registry, loaded_dirs, registry
-from mrlbench.types import Executor, Placement, WorkUnit
+from mrlbench import (
+    ConfigError,
+    Executor,
+    MrlbenchError,
+    Placement,
+    Registry,
+    WorkUnit,
+    error_line,
+    hookimpl,
+    loaded_dirs,
+    registry,
+)
 from mrlbench_plugins.ray_start import INSTALL_HINT, check_address, connect, load_ray
 
 SHARED_ARG_BYTES = 1 << 20  # an array argument this large goes to the object store once

@@ -9,7 +9,7 @@ import os
 import re
 from typing import Any
 
-from mrlbench.errors import ConfigError, MrlbenchError, error_line, requires
+from mrlbench import ConfigError, MrlbenchError, error_line, requires
 
 INSTALL_HINT = "Ray is not installed: run `pip install -e '.[ray]'` (or `pip install 'ray[data]'`)"
 _ADDRESS = re.compile(r"^(ray://)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$")

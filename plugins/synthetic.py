@@ -17,13 +17,21 @@ from pathlib import Path
 import click
 import numpy as np
 
-from mrlbench.arrays import array_name
-from mrlbench.console import console, progress_bar
-from mrlbench.errors import ConfigError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.resume import MISSING, cached, remember
-from mrlbench.store import atomic_path, save_npy, scan
-from mrlbench.types import Embeddings, Encoder
+from mrlbench import (
+    MISSING,
+    ConfigError,
+    Embeddings,
+    Encoder,
+    array_name,
+    atomic_path,
+    cached,
+    hookimpl,
+    progress_bar,
+    remember,
+    save_npy,
+    scan,
+)
+from mrlbench import terminal as console
 
 BLOCK_BYTES = 128 << 20  # float32 rows generated and written at a time
 

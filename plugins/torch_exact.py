@@ -19,11 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import ConfigError, MrlbenchError, missing, requires
-from mrlbench.hookspecs import hookimpl
-from mrlbench.knn import ExactIndex
-from mrlbench.types import Backend
-from mrlbench.vectors import block_rows
+from mrlbench import (
+    Backend,
+    ConfigError,
+    ExactIndex,
+    MrlbenchError,
+    block_rows,
+    hookimpl,
+    missing,
+    requires,
+)
 
 INSTALL_HINT = "torch is not installed: run `pip install -e '.[vision]'` (or `pip install torch`)"
 PRECISIONS = ("fp32", "bf16", "fp16")

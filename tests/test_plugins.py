@@ -3,6 +3,7 @@ package installed from ``tests/example_plugin``, and hooks kept documented."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import os
@@ -261,6 +262,45 @@ def test_the_core_names_no_plugin_and_plugins_import_neither_cli_nor_each_other(
             assert f"from {other} import" not in text and f"import {other}\n" not in text, (
                 f"{path} imports the plugin {other}"
             )
+
+
+def mrlbench_imports(path: Path) -> list[tuple[int, str, str]]:
+    """(line, module, name) of every import of mrlbench (or a module in it) in ``path``,
+    at any depth (imports inside functions too)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "mrlbench":
+            found += [(node.lineno, node.module or "", a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [
+                (node.lineno, a.name, "") for a in node.names if a.name.split(".")[0] == "mrlbench"
+            ]
+    return found
+
+
+def test_plugins_import_only_through_the_public_door():
+    """Every built-in plugin (and the example package) imports ``from mrlbench import
+    NAME`` with NAME in ``mrlbench.__all__``: nothing past the door."""
+    import mrlbench
+
+    paths = [*(ROOT / "plugins").rglob("*.py"), ROOT / "tests/example_plugin/mrlbench_example.py"]
+    for path in paths:
+        for line, module, name in mrlbench_imports(path):
+            where = f"{path.relative_to(ROOT)}:{line}"
+            assert module == "mrlbench", f"{where} reaches past the door: {module}"
+            assert name in mrlbench.__all__, f"{where} imports {name}, not in mrlbench.__all__"
+    for name in mrlbench.__all__:  # every name of the door resolves ...
+        assert hasattr(mrlbench, name), name
+    for path in (ROOT / "mrlbench").glob("*.py"):  # ... and none hides a module behind it
+        assert path.stem not in mrlbench.__all__, f"mrlbench.{path.stem} is a module and a name"
+
+
+def test_the_door_check_catches_a_plugin_that_reaches_past_it(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "from mrlbench import hookimpl\n\ndef f():\n    from mrlbench.knn import exact_knn\n"
+    )
+    assert mrlbench_imports(bad) == [(1, "mrlbench", "hookimpl"), (4, "mrlbench.knn", "exact_knn")]
 
 
 def test_a_plugin_author_tracks_cells_and_a_slowdown_fails_the_compare(installed_example, tmp_path):

@@ -9,8 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from mrlbench.errors import missing, requires
-from mrlbench.types import Backend
+from mrlbench import Backend, missing, requires
 
 INSTALL_HINT = (
     "FAISS is not installed: run `pip install -e '.[faiss-cpu]'` "

@@ -22,9 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import ConfigError, MrlbenchError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.knn import ExactIndex, exact_knn
+from mrlbench import ConfigError, ExactIndex, MrlbenchError, exact_knn, hookimpl
 from mrlbench_plugins.faiss import FaissBackend, gpu_count, load
 
 GPU_MAX_K = 2048  # FAISS GPU k-selection limit

@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import ConfigError
-from mrlbench.hookspecs import hookimpl
+from mrlbench import ConfigError, hookimpl
 from mrlbench_plugins.faiss import FaissBackend, load
 
 DEFAULT_EF_CONSTRUCTION = 40

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.hookspecs import hookimpl
+from mrlbench import hookimpl
 from mrlbench_plugins.faiss import load
 from mrlbench_plugins.faiss.ivf_base import FaissIVFBase
 from mrlbench_plugins.faiss.ivf_index import IVFIndex

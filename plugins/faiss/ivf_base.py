@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mrlbench.errors import ConfigError, DataError
+from mrlbench import ConfigError, DataError
 from mrlbench_plugins.faiss import FaissBackend, load
 from mrlbench_plugins.faiss.ivf_index import (
     FORMAT,

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import DataError
-from mrlbench.vectors import normalize_rows
+from mrlbench import DataError, normalize_rows
 from mrlbench_plugins.faiss import load
 
 FORMAT = 1  # of the index file

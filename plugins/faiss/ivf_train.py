@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import DataError
+from mrlbench import DataError
 from mrlbench_plugins.faiss import load
 
 POINTS_PER_LIST = 256  # FAISS k-means uses at most this many points per centroid

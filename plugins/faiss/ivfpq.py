@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import ConfigError, DataError
+from mrlbench import ConfigError, DataError
 from mrlbench_plugins.faiss import load
 from mrlbench_plugins.faiss.ivf_base import DEFAULT_SEED, FaissIVFBase, positive
 from mrlbench_plugins.faiss.ivf_index import IVFIndex

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from mrlbench.hookspecs import hookimpl
+from mrlbench import hookimpl
 from mrlbench_plugins.reference.metrics import metrics_command
 from mrlbench_plugins.reference.rerank import rerank_command
 from mrlbench_plugins.reference.search import search_command

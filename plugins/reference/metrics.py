@@ -8,11 +8,20 @@ from pathlib import Path
 
 import click
 
-from mrlbench import metrics as metric_defs
-from mrlbench import neighbors
-from mrlbench.arrays import find_array, load_labels
-from mrlbench.console import Col, console, emit_json, fitted_table, int_list, print_table
-from mrlbench.timing import stopwatch
+from mrlbench import (
+    METRIC_MODES,
+    Col,
+    compute_metrics,
+    emit_json,
+    find_array,
+    fitted_table,
+    int_list,
+    load_labels,
+    load_neighbors,
+    print_table,
+    stopwatch,
+)
+from mrlbench import terminal as console
 from mrlbench_plugins.reference.naming import dataset_of
 from mrlbench_plugins.reference.options import arrays_options
 
@@ -36,7 +45,7 @@ from mrlbench_plugins.reference.options import arrays_options
 @click.option(
     "--metrics",
     "mode",
-    type=click.Choice(metric_defs.MODES),
+    type=click.Choice(METRIC_MODES),
     default="standard",
     show_default=True,
     help="mrl-paper: the reference notebook exactly.",
@@ -51,8 +60,8 @@ def metrics_command(arrays, dataset, config, query_dataset, nn_file, ks, mode, a
     dataset = dataset_of(dataset, nn_file)
     yb = load_labels(find_array(folder, dataset, "train", config, "y"))
     yq = load_labels(find_array(folder, query_dataset or dataset, "val", config, "y"))
-    ids = neighbors.load(nn_file)
-    values, seconds = stopwatch(lambda: metric_defs.compute(ids, yb, yq, ks, mode))
+    ids = load_neighbors(nn_file)
+    values, seconds = stopwatch(lambda: compute_metrics(ids, yb, yq, ks, mode))
     rows = [[key, "" if math.isnan(value) else f"{value:.6f}"] for key, value in values.items()]
     title = f"metrics ({mode}): {Path(nn_file).name}"
     width = None if wide else console.width

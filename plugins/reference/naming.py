@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mrlbench.arrays import CONFIG_RE
+from mrlbench import CONFIG_RE
 
 
 def model_name(config: str) -> str:

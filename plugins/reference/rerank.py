@@ -12,14 +12,20 @@ from typing import Any
 import click
 import numpy as np
 
-from mrlbench import neighbors
-from mrlbench.arrays import load_embeddings
-from mrlbench.console import console, int_list
-from mrlbench.errors import ConfigError, DataError
-from mrlbench.plugins import registry
-from mrlbench.rerank import rerank as rerank_rows
-from mrlbench.timing import stopwatch
-from mrlbench.types import Embeddings, Shortlist
+from mrlbench import (
+    ConfigError,
+    DataError,
+    Embeddings,
+    Shortlist,
+    int_list,
+    load_embeddings,
+    load_neighbors,
+    registry,
+    rerank_rows,
+    save_neighbors,
+    stopwatch,
+)
+from mrlbench import terminal as console
 from mrlbench_plugins.reference.naming import dataset_of, model_name
 from mrlbench_plugins.reference.options import arrays_options
 
@@ -156,7 +162,7 @@ def rerank_command(
     _, built = registry().create("strategy", strategy)  # validates dims and shortlists
     dataset = dataset_of(dataset, nn_file)
     emb = load_embeddings(arrays, dataset, config, query_dataset=query_dataset)
-    ids = neighbors.load(nn_file)
+    ids = load_neighbors(nn_file)
     check_shortlist(nn_file, ids, emb, rerank_dims, shortlists)
     ctx = GivenShortlist(
         emb.database,
@@ -168,7 +174,7 @@ def rerank_command(
         index_name,
     )
     (result,) = built.run(ctx)
-    path = neighbors.save(Path(out) / "neighbors" / result.stem, result.ids, csv=csv_)
+    path = save_neighbors(Path(out) / "neighbors" / result.stem, result.ids, csv=csv_)
     console.print(f"wrote {path} ({result.seconds:.4g} s reranking)", highlight=False)
     if as_json:
         click.echo(json.dumps({"output": str(path), "seconds": result.seconds}))

@@ -10,14 +10,23 @@ from typing import Any
 
 import click
 
-from mrlbench import neighbors
-from mrlbench.arrays import load_embeddings
-from mrlbench.console import Col, console, fitted_table, int_list, print_table, stderr
-from mrlbench.errors import ConfigError
-from mrlbench.index_cache import index_path
-from mrlbench.plugins import registry
-from mrlbench.search_stage import search_dim
-from mrlbench.types import Backend, Embeddings
+from mrlbench import (
+    Backend,
+    Col,
+    ConfigError,
+    Embeddings,
+    fitted_table,
+    index_path,
+    int_list,
+    load_embeddings,
+    print_table,
+    registry,
+    save_neighbors,
+    search_dim,
+    search_stem,
+    stderr,
+)
+from mrlbench import terminal as console
 from mrlbench_plugins.reference.naming import dataset_of, model_name
 from mrlbench_plugins.reference.options import arrays_options
 
@@ -50,11 +59,9 @@ def search_one(
     cache = index_path(Path(out) / "index_files", model, emb.dataset, dim, backend.index_name)
     found, build_s = search_dim(backend, emb, dim, [k], cache, repeats=1)
     stem = (
-        Path(out)
-        / "neighbors"
-        / neighbors.search_stem(model, backend.index_name, dim, k, emb.query_dataset)
+        Path(out) / "neighbors" / search_stem(model, backend.index_name, dim, k, emb.query_dataset)
     )
-    path = neighbors.save(stem, found[k].ids, csv=csv_)
+    path = save_neighbors(stem, found[k].ids, csv=csv_)
     return {"dim": dim, "output": str(path), "seconds": found[k].seconds, "build_seconds": build_s}
 
 

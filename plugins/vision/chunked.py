@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench import resume
-from mrlbench.store import atomic_path
+from mrlbench import atomic_path, cached, remember
 
 COPY_ROWS = 65536
 
@@ -33,7 +32,7 @@ class ChunkedWriter:
         self._y_part = self.y_path.with_name(self.y_path.name + ".partial")
         self._progress = self.x_path.with_name(self.x_path.name + ".progress.json")
         self.x_path.parent.mkdir(parents=True, exist_ok=True)
-        state = resume.cached(self._progress, key)
+        state = cached(self._progress, key)
         self.done = 0
         if isinstance(state, dict) and self._x_part.is_file() and self._y_part.is_file():
             try:
@@ -62,7 +61,7 @@ class ChunkedWriter:
         """Flush, and record ``upto`` (default: every written row) as complete."""
         self._x.flush()
         self._y.flush()
-        resume.remember(self._progress, self.key, {"done": self.done if upto is None else upto})
+        remember(self._progress, self.key, {"done": self.done if upto is None else upto})
 
     def finish(self, drop: np.ndarray | None = None) -> None:
         """Move the arrays onto their final names, without the rows in ``drop``."""

@@ -11,10 +11,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from mrlbench.console import console, emit_json, int_list, progress_bar
-from mrlbench.errors import ConfigError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.store import write_json
+from mrlbench import ConfigError, emit_json, hookimpl, int_list, progress_bar, write_json
+from mrlbench import terminal as console
 from mrlbench_plugins.vision.options import Images, source_options
 from mrlbench_plugins.vision.settings import TrainSettings
 

@@ -21,9 +21,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from mrlbench.console import progress_bar
-from mrlbench.errors import DataError, MrlbenchError
-from mrlbench.store import atomic_path, cache_dir
+from mrlbench import DataError, MrlbenchError, atomic_path, cache_dir, progress_bar
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 

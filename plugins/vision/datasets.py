@@ -18,10 +18,8 @@ from typing import Any
 
 import click
 
-from mrlbench.console import console, stderr
-from mrlbench.errors import ConfigError, DataError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.types import Dataset
+from mrlbench import ConfigError, DataError, Dataset, hookimpl, stderr
+from mrlbench import terminal as console
 from mrlbench_plugins.vision.data import (
     ArraySplit,
     fetch_fashion_mnist,

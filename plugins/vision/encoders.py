@@ -27,11 +27,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mrlbench.arrays import load_embeddings
-from mrlbench.errors import ConfigError, DataError
-from mrlbench.hookspecs import hookimpl
-from mrlbench.store import cache_dir, digest, write_json
-from mrlbench.types import Dataset, Embeddings, Encoder
+from mrlbench import (
+    ConfigError,
+    DataError,
+    Dataset,
+    Embeddings,
+    Encoder,
+    cache_dir,
+    digest,
+    hookimpl,
+    load_embeddings,
+    write_json,
+)
 from mrlbench_plugins.vision.settings import NESTING, Settings, TrainSettings, default_transform
 
 SHORT_NAMES = {"fashion-mnist": "FMNIST"}

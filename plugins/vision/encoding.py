@@ -15,9 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mrlbench.arrays import array_name
-from mrlbench.errors import ConfigError, DataError
-from mrlbench.store import write_json
+from mrlbench import ConfigError, DataError, array_name, write_json
 from mrlbench_plugins.vision.chunked import ChunkedWriter
 from mrlbench_plugins.vision.models import head_width
 from mrlbench_plugins.vision.settings import TRANSFORMS, Settings

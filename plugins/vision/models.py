@@ -23,7 +23,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from mrlbench.errors import ConfigError, DataError
+from mrlbench import ConfigError, DataError
 from mrlbench_plugins.vision.settings import NESTING
 
 KINDS = ("mrl", "mrl_e", "ff")
@@ -243,7 +243,7 @@ def _few(keys: list[str], n: int = 5) -> str:
 
 def save_reference(model: nn.Module, path: str | Path) -> None:
     """Save as the reference training did: the DDP-wrapped state dict (``module.`` keys)."""
-    from mrlbench.store import atomic_path
+    from mrlbench import atomic_path
 
     state = {f"module.{k}": v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:

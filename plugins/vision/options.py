@@ -11,8 +11,7 @@ from typing import Any
 
 import click
 
-from mrlbench.plugins import registry
-from mrlbench.types import Dataset
+from mrlbench import Dataset, registry
 from mrlbench_plugins.vision.settings import Settings, default_transform
 
 

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench.errors import DataError, MrlbenchError
-from mrlbench.store import write_json
+from mrlbench import DataError, MrlbenchError, write_json
 from mrlbench_plugins.ray_start import connect, load_ray  # noqa: F401  (one Ray start-up)
 from mrlbench_plugins.vision.chunked import ChunkedWriter
 from mrlbench_plugins.vision.settings import Settings

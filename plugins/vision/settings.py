@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mrlbench.errors import ConfigError
+from mrlbench import ConfigError
 
 if TYPE_CHECKING:
     import torch

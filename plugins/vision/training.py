@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mrlbench.errors import DataError
+from mrlbench import DataError
 from mrlbench_plugins.vision.data import Subset
 from mrlbench_plugins.vision.encoding import TensorView, autocast
 from mrlbench_plugins.vision.models import build

@@ -23,9 +23,7 @@ from typing import Any
 import click
 import numpy as np
 
-from mrlbench import hookimpl
-from mrlbench.store import scan
-from mrlbench.types import (
+from mrlbench import (
     Backend,
     Dataset,
     Embeddings,
@@ -38,6 +36,8 @@ from mrlbench.types import (
     TuneCandidate,
     TuneSpace,
     WorkUnit,
+    hookimpl,
+    scan,
 )
 
 
