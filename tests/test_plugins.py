@@ -305,12 +305,14 @@ def test_the_door_check_catches_a_plugin_that_reaches_past_it(tmp_path):
 
 def test_a_plugin_author_tracks_cells_and_a_slowdown_fails_the_compare(installed_example, tmp_path):
     """The README's three commands on the example package: save a baseline, slow the
-    plugin down, compare and fail."""
+    plugin down, compare and fail. Timed on the example's virtual clock (1 ms a reading,
+    plus the injected slowdown), so no wall-clock decides the outcome."""
     env = {**os.environ, "PYTHONPATH": str(installed_example)}
     env.pop("MRLBENCH_PLUGINS_DIR", None)
     storage = f"file://{tmp_path / 'benchmarks'}"
     common = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     common += ["--benchmark-storage", storage, "-k", "adaptive"]
+    common += ["--benchmark-timer", "mrlbench_example.virtual_clock"]
 
     def pytest_run(*extra: str, slowdown: str = "0") -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -325,6 +327,9 @@ def test_a_plugin_author_tracks_cells_and_a_slowdown_fails_the_compare(installed
     saved = pytest_run("--benchmark-autosave")
     assert saved.returncode == 0, saved.stdout + saved.stderr
     assert "1 passed" in saved.stdout and list((tmp_path / "benchmarks").rglob("*.json"))
+    (baseline,) = (tmp_path / "benchmarks").rglob("*.json")
+    stats = json.loads(baseline.read_text())["benchmarks"][0]["stats"]
+    assert stats["min"] == pytest.approx(0.001) == stats["max"]  # the virtual clock's tick
     same = pytest_run("--benchmark-compare", "--benchmark-compare-fail=min:100%")
     assert same.returncode == 0, same.stdout + same.stderr
     slower = pytest_run("--benchmark-compare", "--benchmark-compare-fail=min:100%", slowdown="0.2")

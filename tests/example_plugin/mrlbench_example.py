@@ -69,6 +69,18 @@ class Blobs(Encoder):
         return self._emb
 
 
+_CLOCK = [0.0]  # seconds on the virtual clock
+
+
+def virtual_clock() -> float:
+    """A deterministic clock for speed gates (``pytest --benchmark-timer
+    mrlbench_example.virtual_clock``): each reading is 1 ms after the last, and a search
+    slowed by ``EXAMPLE_SLOWDOWN_S`` moves it on by that much more, so a slowdown (or its
+    absence) reads the same on a busy machine as on an idle one."""
+    _CLOCK[0] += 0.001
+    return _CLOCK[0]
+
+
 class NumpyExact(Backend):
     name = "numpy-exact"
 
@@ -81,7 +93,9 @@ class NumpyExact(Backend):
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
         # stands in for a change that makes the plugin slower (README: tracking speed)
-        time.sleep(float(os.environ.get("EXAMPLE_SLOWDOWN_S", "0")))
+        slowdown = float(os.environ.get("EXAMPLE_SLOWDOWN_S", "0"))
+        time.sleep(slowdown)
+        _CLOCK[0] += slowdown
         dist = (index**2).sum(1)[None, :] - 2 * queries @ index.T
         ids = np.argsort(dist, axis=1, kind="stable")[:, :k]
         return ids.astype(np.int64), float(len(index))
