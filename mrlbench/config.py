@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from mrlbench.errors import ConfigError
 from mrlbench.metrics import MODES
 from mrlbench.plugins import Registry, absolute
+from mrlbench.store import cache_dir
 from mrlbench.types import Backend, Component, Encoder, Executor, Strategy
 
 RUN_DEFAULTS: dict[str, Any] = {
@@ -20,7 +22,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "ks": [10, 25, 50, 100],
     "metrics": "standard",
     "csv": False,  # also write the reference pipeline's CSV neighbour files
-    "index_cache": "",  # empty: {out}/index_files; set a folder to share indexes across runs
+    "index_cache": "",  # empty: $MRLBENCH_CACHE/indexes (content-addressed, shared by runs)
     "repeats": 3,  # searches and reranks are timed this many times; the best counts
     "threads": 0,  # threads for FAISS, BLAS, torch and reranks; 0: every core
     "latency_queries": 500,  # the seeded sample timed one query at a time
@@ -46,6 +48,11 @@ class Spec(Generic[C]):
     table: dict[str, Any]
     queries: int | None = None  # encoders: ``queries = N``, a seeded sample of N queries
 
+    def key(self) -> dict[str, Any]:
+        """What its results depend on, for resume keys: the table as written (label,
+        ``queries`` and paths included) with every left-out argument at its default."""
+        return {**self.component.effective_table(), **self.table}
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -70,6 +77,12 @@ class RunConfig:
     def timing(self) -> list[int]:
         """What a timing depends on besides the data and the components (resume keys)."""
         return [self.repeats, self.threads, self.latency_queries]
+
+    def identity(self) -> dict[str, Any]:
+        """Where its timings are taken: the executor (name and options) and this host.
+        Resume keys of timed results hold it (the driver's, for cells run elsewhere), so
+        a cell timed under another executor or on another machine never resumes."""
+        return {"executor": executor_value(self.executor), "host": socket.gethostname()}
 
     def resolved(self) -> dict[str, Any]:
         """The config as it ran, defaults filled in (written as ``config.toml``)."""
@@ -184,7 +197,7 @@ def build(
         ks=tuple(sorted(set(ks))),
         metrics=settings["metrics"],
         csv=bool(settings["csv"]),
-        index_cache=Path(settings["index_cache"] or out_dir / "index_files"),
+        index_cache=Path(settings["index_cache"] or cache_dir() / "indexes"),
         repeats=settings["repeats"],
         threads=settings["threads"] or os.cpu_count() or 1,
         latency_queries=settings["latency_queries"],

@@ -14,7 +14,7 @@ import numpy as np
 from mrlbench import neighbors
 from mrlbench.config import RunConfig, Spec
 from mrlbench.errors import DataError, MrlbenchError, WriteError
-from mrlbench.index_cache import index_path
+from mrlbench.index_cache import index_entry
 from mrlbench.rerank import rerank
 from mrlbench.resume import MISSING, cached
 from mrlbench.sampling import latency_sample, sample_queries
@@ -33,6 +33,8 @@ from mrlbench.types import (
     Strategy,
 )
 
+SEARCH_FORMAT = 2  # a search sidecar of another format runs again (2: key with identity)
+
 
 class Context:
     """Searches and reranks for one (encoder, backend) pair. Its files go to ``sink``
@@ -45,9 +47,11 @@ class Context:
         be: Spec[Backend],
         observer: Observer,
         sink: Any = None,
+        identity: dict[str, Any] | None = None,
     ) -> None:
         self.cfg, self.enc, self.be, self.observer = cfg, enc, be, observer
         self.sink = sink or Direct()
+        self.identity = identity or cfg.identity()  # the driver's, on a worker
         self.encoder, self.backend = enc.component, be.component
         self.queries = enc.queries  # a seeded sample of this many queries, or None
         self._sampled: dict[int, Embeddings] = {}
@@ -61,7 +65,9 @@ class Context:
         unique = {id(e): e for e in (self.embeddings(d, check=False) for d in self.encoder.dims)}
         for emb in unique.values():
             same_labels(first, emb, enc.label)
-        self.data_key = digest([self._fingerprint(e) for e in unique.values()])
+        labels = [scan(np.asarray(y), finite=False) for y in self.labels]
+        fingerprints = [self._fingerprint(e) for e in unique.values()]
+        self.data_key = digest([labels, *fingerprints])  # the vectors and the labels
         self.sample = latency_sample(self.n_queries, cfg.latency_queries)
         self.longest_k = max(cfg.ks)
         self._found: dict[tuple[int, int], Shortlist | Exception] = {}
@@ -84,11 +90,9 @@ class Context:
         return self._sampled[id(emb)]
 
     def index_file(self, dim: int) -> Path:
-        """Where the index of the ``dim``-prefix is cached."""
-        emb = self.embeddings(dim)
-        return index_path(
-            self.cfg.index_cache, self.model, emb.dataset, dim, self.backend.cache_name
-        )
+        """The index cache entry of the ``dim``-prefix (content-addressed: shared by every
+        run and config over the same rows and build parameters)."""
+        return index_entry(self.cfg.index_cache, self.backend, self.embeddings(dim), dim)
 
     def resolve(self, request: SearchRequest) -> SearchRequest:
         """A request with its ``k`` filled in (``None``: the longest cut-off)."""
@@ -112,11 +116,13 @@ class Context:
 
     def _key(self, dim: int, k: int) -> dict:
         return {
+            "format": SEARCH_FORMAT,
             "data": self.data_key,
-            "backend": self.be.table,
+            "backend": self.be.key(),
             "dim": dim,
             "k": k,
             "timing": self.cfg.timing(),
+            "identity": self.identity,
         }
 
     def _stem(self, dim: int, k: int) -> Path:

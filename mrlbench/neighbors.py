@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mrlbench.errors import DataError
-from mrlbench.store import atomic_write, load_npy, save_npy
+from mrlbench.store import atomic_write, digest, load_npy, save_npy
 from mrlbench.types import Backend
 
 
@@ -56,8 +57,23 @@ def load(path: str | Path) -> np.ndarray:
 def file_tag(label: str, backend: Backend) -> str:
     """The index name in neighbour file names: the reference's (``exactl2``, ``hnsw32``)
     for a backend labelled with its plugin name, else with its label appended, so that
-    two backends of one run never write the same files."""
-    if label == backend.name:
-        return backend.index_name
-    safe = "".join(c if c.isalnum() or c in "-." else "-" for c in label)
-    return f"{backend.index_name}-{safe}"
+    two backends of one run never write the same files; and a short hash of its settings
+    where they differ from the plugin's defaults (``hnsw32-1f0c9e2a``), so that runs of
+    two settings into one folder never write each other's files either. ``shards`` is
+    left out: a sharded search finds the same neighbours."""
+    tag = backend.index_name
+    if label != backend.name:
+        tag += "-" + "".join(c if c.isalnum() or c in "-." else "-" for c in label)
+    changed = changed_settings(backend)
+    return f"{tag}-{digest(changed)[:8]}" if changed else tag
+
+
+def changed_settings(backend: Backend) -> dict[str, Any]:
+    """The backend's settings that differ from its plugin's defaults, but ``shards`` and
+    those its index name already spells out (``Backend.named``)."""
+    defaults = type(backend).defaults()
+    return {
+        k: v
+        for k, v in backend.effective_table().items()
+        if k not in ("plugin", "shards", *backend.named) and (k not in defaults or defaults[k] != v)
+    }

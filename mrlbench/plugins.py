@@ -15,7 +15,16 @@ import pluggy
 from mrlbench import hookspecs
 from mrlbench.errors import ConfigError
 from mrlbench.shards import sharded
-from mrlbench.types import Backend, Component, Dataset, Encoder, Executor, Placement, Strategy
+from mrlbench.types import (
+    Backend,
+    Component,
+    Dataset,
+    Encoder,
+    Executor,
+    Placement,
+    Strategy,
+    accepted_arguments,
+)
 
 PLUGINS_DIR_ENV = "MRLBENCH_PLUGINS_DIR"
 BLOCK_ENV = "MRLBENCH_BLOCK_PLUGINS"  # comma-separated plugin (entry point) names to skip
@@ -179,25 +188,6 @@ def absolute(value: Any, base: Path | None, what: str) -> Any:
         return value
     path = Path(value).expanduser()
     return os.path.normpath(path if path.is_absolute() else (base or Path.cwd()) / path)
-
-
-def accepted_arguments(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
-    """Keyword arguments a component class takes, following ``**kwargs`` up its bases;
-    and whether it takes any keyword at all (``**kwargs`` to the end)."""
-    params: dict[str, inspect.Parameter] = {}
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass) or klass is object:
-            continue
-        sig = inspect.signature(vars(klass)["__init__"])
-        rest = False
-        for p in list(sig.parameters.values())[1:]:
-            if p.kind is p.VAR_KEYWORD:
-                rest = True
-            elif p.kind is not p.VAR_POSITIONAL:
-                params.setdefault(p.name, p)
-        if not rest:
-            return params, False
-    return params, True
 
 
 def check_arguments(cls: type, table: Mapping[str, Any], what: str) -> None:

@@ -27,7 +27,7 @@ from mrlbench.config import C, Spec
 from mrlbench.context import Context
 from mrlbench.cost import search_mflops
 from mrlbench.errors import ConfigError
-from mrlbench.index_cache import index_path, load_or_build
+from mrlbench.index_cache import index_entry, load_or_build
 from mrlbench.plugins import registry
 from mrlbench.rerank import rerank
 from mrlbench.timing import stopwatch
@@ -111,9 +111,7 @@ class Live:
         self.indexes = {}
         for dim in sorted({r.dim for r in requests}):
             emb = ctx.embeddings(dim)
-            path = index_path(
-                ctx.cfg.index_cache, ctx.model, emb.dataset, dim, ctx.backend.cache_name
-            )
+            path = index_entry(ctx.cfg.index_cache, ctx.backend, emb, dim)
             self.indexes[dim] = load_or_build(ctx.backend, emb, dim, path)[0]
 
     def search(self, dim: int, k: int | None = None) -> Shortlist:

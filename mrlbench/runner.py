@@ -28,7 +28,7 @@ from mrlbench.sink import Recorder, replay
 from mrlbench.store import digest
 from mrlbench.types import Backend, Encoder, Executor, Observer, Retrieval, SearchRequest, Strategy
 
-CELL_FORMAT = 2  # finished cells of an older format (before knn_recall) run again
+CELL_FORMAT = 3  # finished cells of an older format run again (3: effective keys, identity)
 
 
 @contextlib.contextmanager
@@ -95,6 +95,7 @@ class Pair:
         self.cfg, self.enc, self.be, self.observer = cfg, enc, be, observer
         self.label = f"{enc.label}/{be.label}"
         self.rows: list[Row] | None = None
+        self.identity = cfg.identity()  # this process's: the driver's, for every cell
         self._cells: list[_Cell] = []
         self._ctx: Context | None = None
         self._dataset = ""
@@ -119,7 +120,7 @@ class Pair:
             self._give_up("skipped", reason)
             return False
         try:
-            self._ctx = Context(cfg, enc, be, self.observer)
+            self._ctx = Context(cfg, enc, be, self.observer, identity=self.identity)
             self._ctx.backend.device  # noqa: B018 (a GPU backend without a GPU raises here)
         except WriteError:
             raise
@@ -128,7 +129,7 @@ class Pair:
             return False
         self._cells = []
         for i, st in enumerate(cfg.strategies):
-            key = cell_key(cfg, self._ctx.data_key, enc, be, st)
+            key = cell_key(cfg, self._ctx.data_key, enc, be, st, self.identity)
             path = cfg.out / "cells" / f"{digest(key)}.json"
             done = cached(path, key)
             rows = [Row.from_record(rec) for rec in done] if isinstance(done, list) else None
@@ -164,6 +165,7 @@ class Pair:
             raw=raw,
             strategies=[cell.index for cell in pending],
             data_key=self._ctx.data_key,
+            identity=self.identity,
             label=self.label,
             plugins_dirs=loaded_dirs(),
             env=worker_env(),
@@ -206,6 +208,7 @@ class Task:
     raw: dict[str, Any]
     strategies: list[int]
     data_key: str
+    identity: dict[str, Any]
     label: str
     plugins_dirs: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
@@ -240,7 +243,7 @@ def compute(task: Task) -> Outcome:
             reason = type(enc.component).availability() or type(be.component).availability()
             if reason:
                 raise UnavailableError(f"{task.label} cannot run on this worker: {reason}")
-            ctx = Context(cfg, enc, be, observer, sink)
+            ctx = Context(cfg, enc, be, observer, sink, task.identity)
             if ctx.data_key != task.data_key:
                 raise DataError(
                     f"{task.label}: this worker ({socket.gethostname()}) reads other arrays "
@@ -249,7 +252,7 @@ def compute(task: Task) -> Outcome:
                 )
             cells = []
             for i, st in zip(task.strategies, cfg.strategies, strict=True):
-                key = cell_key(cfg, ctx.data_key, enc, be, st)
+                key = cell_key(cfg, ctx.data_key, enc, be, st, task.identity)
                 cells.append(_Cell(i, st, cfg.out / "cells" / f"{digest(key)}.json", key))
             compute_cells(ctx, cells, observer)
     return Outcome(task.strategies, [cell.rows or [] for cell in cells], sink.ops)
@@ -271,12 +274,18 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 
 def cell_key(
-    cfg: RunConfig, data_key: str, enc: Spec[Encoder], be: Spec[Backend], st: Spec[Strategy]
+    cfg: RunConfig,
+    data_key: str,
+    enc: Spec[Encoder],
+    be: Spec[Backend],
+    st: Spec[Strategy],
+    identity: dict[str, Any],
 ) -> list[Any]:
-    """What a finished cell was computed from (its resume key)."""
-    key = [CELL_FORMAT, data_key, enc.table, be.table, st.table, cfg.ks, cfg.metrics]
-    key.append(cfg.timing())
-    return key
+    """What a finished cell was computed from (its resume key): the format, the vectors
+    and labels, every effective component setting, the cut-offs and metric mode, and
+    what its timings depend on (repeats, threads, latency sample; executor and host)."""
+    key = [CELL_FORMAT, data_key, enc.key(), be.key(), st.key(), cfg.ks, cfg.metrics]
+    return [*key, cfg.timing(), identity]
 
 
 def blank(

@@ -329,6 +329,9 @@ class Sharded(Backend):
     def index_report(self, index: Any) -> dict[str, Any]:
         return report(index)
 
+    def effective_table(self) -> dict[str, Any]:
+        return {**self.backend.effective_table(), "shards": self.shards}
+
     def write(self, index: Any, path: str) -> None:
         raise MrlbenchError(f"{self.name}: a sharded index keeps no index files")
 
@@ -357,6 +360,8 @@ def sharded(backend: Backend, shards: Any, placement: Placement | None = None) -
             "name": cls.name,
             "availability": staticmethod(cls.availability),
             "where": staticmethod(cls.where),
+            "defaults": staticmethod(cls.defaults),
+            "named": cls.named,
         },
     )
     return wrapper(backend, shards, placement or Placement())

@@ -19,7 +19,7 @@ import numpy as np
 
 from mrlbench import neighbors
 from mrlbench.resume import remember
-from mrlbench.store import atomic_path, atomic_write
+from mrlbench.store import atomic_folder, atomic_path, atomic_write
 
 
 class Direct:
@@ -41,6 +41,14 @@ class Direct:
         """An index file, made by ``write(temporary path)``."""
         with atomic_path(path) as tmp:
             write(str(tmp))
+
+    def entry(self, folder: Path, write: Callable[[str], None], key: Any, value: Any) -> None:
+        """An index cache entry, published whole: ``index`` (made by ``write(path)``)
+        and ``meta.json`` (a resume sidecar of ``key`` and ``value``) in ``folder``."""
+        with atomic_folder(folder) as tmp:
+            if tmp is not None:
+                write(str(tmp / "index"))
+                remember(tmp / "meta.json", key, value)
 
 
 @dataclass
@@ -70,14 +78,13 @@ class Recorder:
         if not self._mine(path):
             Direct().index(path, write)
             return
-        fd, tmp = tempfile.mkstemp(suffix=".index")
-        os.close(fd)
-        try:
-            write(tmp)
-            self.ops.append(("bytes", str(path), Path(tmp).read_bytes()))
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        self.ops.append(("bytes", str(path), _written(write)))
+
+    def entry(self, folder: Path, write: Callable[[str], None], key: Any, value: Any) -> None:
+        if not self._mine(folder):
+            Direct().entry(folder, write, key, value)
+            return
+        self.ops.append(("entry", str(folder), _written(write), key, value))
 
 
 def replay(ops: list[tuple[Any, ...]]) -> None:
@@ -90,9 +97,27 @@ def replay(ops: list[tuple[Any, ...]]) -> None:
             remember(path, op[2], op[3])
         elif what == "bytes":
             atomic_write(path, partial(_write_bytes, data=op[2]))
+        elif what == "entry":
+            Direct().entry(path, partial(_write_file, data=op[2]), op[3], op[4])
         else:  # pragma: no cover - a newer worker's record
             raise ValueError(f"unknown write {what!r}")
 
 
 def _write_bytes(f: Any, data: bytes) -> None:
     f.write(data)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    Path(path).write_bytes(data)
+
+
+def _written(write: Callable[[str], None]) -> bytes:
+    """The bytes ``write(temporary path)`` makes."""
+    fd, tmp = tempfile.mkstemp(suffix=".index")
+    os.close(fd)
+    try:
+        write(tmp)
+        return Path(tmp).read_bytes()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

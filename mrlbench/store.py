@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,6 +54,39 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path | None]:
+    """Yield a temporary folder beside ``path`` to fill; it is renamed onto ``path`` at
+    once if the block succeeds, so readers see the whole folder or none of it. When
+    another writer published ``path`` first, ``None`` is yielded and nothing is written
+    (a content-addressed folder: theirs holds the same). A refused write is a
+    ``WriteError`` naming the folder."""
+    path = Path(path)
+    if path.exists():
+        yield None
+        return
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o777 & ~current_umask())
+        yield Path(tmp)
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            if not path.is_dir():  # not the other writer's folder: a real failure
+                raise
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRORS:
+            raise
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None and os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def current_umask() -> int:

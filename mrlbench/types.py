@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -104,7 +105,32 @@ class Observer:
         """One more leaderboard cell (encoder x backend x strategy) is done."""
 
 
-# ------------------------------------------------------------------------------ components
+def accepted_arguments(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
+    """Keyword arguments a component class takes, following ``**kwargs`` up its bases;
+    and whether it takes any keyword at all (``**kwargs`` to the end)."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        sig = inspect.signature(vars(klass)["__init__"])
+        rest = False
+        for p in list(sig.parameters.values())[1:]:
+            if p.kind is p.VAR_KEYWORD:
+                rest = True
+            elif p.kind is not p.VAR_POSITIONAL:
+                params.setdefault(p.name, p)
+        if not rest:
+            return params, False
+    return params, True
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Default values as a key holds them: JSON scalars, lists and tables as they are,
+    anything else (a component default such as a dataset object) by its ``repr``."""
+    plain = (str, int, float, bool, type(None), list, tuple, dict)
+    return {k: (v if isinstance(v, plain) else repr(v)) for k, v in values.items()}
+
+
 class Component(ABC):
     """Base of every plugin component. ``name`` is the ``plugin = "..."`` config value.
     The runner sets ``observer`` before use, for components that report long work.
@@ -136,6 +162,20 @@ class Component(ABC):
         """What ``env.json`` records for this component: library versions under
         ``packages``, thread counts, devices, ..."""
         return {}
+
+    def effective_table(self) -> dict[str, Any]:
+        """``table`` with every keyword argument the config left out at its default:
+        what the component runs with (resume and cache keys hold this, so a changed
+        default never resumes an old result)."""
+        table = dict(self.table)
+        plugin = table.pop("plugin", getattr(type(self), "name", ""))
+        return {"plugin": plugin, **{**type(self).defaults(), **table}}
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Its keyword arguments' defaults, as a config table would hold them."""
+        params, _ = accepted_arguments(cls)
+        return _jsonable({n: p.default for n, p in params.items() if p.default is not p.empty})
 
     def use_threads(self, threads: int) -> None:
         """Use at most ``threads`` threads (``[run] threads``), for libraries that keep
@@ -209,6 +249,7 @@ class Backend(Component):
 
     kind = "backend"
     cached: ClassVar[bool] = True
+    named: ClassVar[tuple[str, ...]] = ()  # keys ``index_name`` spells out (``M``: hnsw32)
 
     @property
     @abstractmethod

@@ -49,6 +49,7 @@ class TorchExact(Backend):
     """
 
     name = "torch-exact"
+    named = ("precision",)  # exactl2-torch[-bf16|-fp16]
     cached = False  # the blocks (or their GPU copy, made at build time) are the index
     threads: int | None = None
 

@@ -14,7 +14,7 @@ from conftest import brute_force, normalized
 from mrlbench.errors import ConfigError, DataError
 from mrlbench.index_cache import index_path, load_or_build
 from mrlbench.search_stage import search_dim
-from mrlbench.store import scan
+from mrlbench.store import cache_dir, scan
 from mrlbench.types import Embeddings
 from mrlbench.vectors import PrefixBlocks, prefix
 from mrlbench_plugins.faiss.ivf import FaissIVF
@@ -353,6 +353,6 @@ def test_run_with_ivf_backends(cli, arrays, tmp_path: Path):
         if row["backend"] != "faiss-exact":
             assert 0 < row["mflops_per_query"] < exact[row["label"]], row
             assert row["knn_recall@10"] > 0.3, row
-    assert (out / "index_files/mrl/1K_32dim_ivf16.index").is_file()
-    assert (out / "index_files/mrl/1K_32dim_ivf16_c16.index").is_file()
-    assert (out / "index_files/mrl/1K_64dim_ivf16opq4_t1000.index").is_file()
+    cache = cache_dir() / "indexes"  # the default [run] index_cache: content-addressed entries
+    for entry in ("ivf16_32dim_", "ivf16_c16_32dim_", "ivf16opq4_t1000_64dim_"):
+        assert any((e / "index").is_file() for e in cache.glob(f"{entry}*")), entry

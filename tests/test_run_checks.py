@@ -11,6 +11,8 @@ import tomllib
 import numpy as np
 import pytest
 
+from mrlbench.store import cache_dir
+
 CONFIG = """
 [run]
 out = "{out}"
@@ -108,7 +110,7 @@ def test_relative_paths_are_read_from_the_config_folder(cli, arrays, tmp_path, m
     resolved = tomllib.loads((run / "config.toml").read_text())
     assert resolved["run"]["out"] == str(run)
     assert resolved["encoders"][0]["path"] == str(arrays.folder)
-    assert resolved["run"]["index_cache"] == str(run / "index_files")
+    assert resolved["run"]["index_cache"] == str(cache_dir() / "indexes")  # outside the run
 
 
 def test_neighbour_files_keep_the_longest_k_scored(cli, arrays, tmp_path):

@@ -13,6 +13,7 @@ from conftest import brute_force, funnel
 
 from mrlbench import metrics
 from mrlbench.leaderboard import names
+from mrlbench.store import cache_dir
 
 CONFIG = """
 [run]
@@ -100,8 +101,11 @@ def test_run_every_cell_matches_brute_force(cli, config, arrays, tmp_path):
     row = next(r for r in rows if r["strategy"] == "funnel" and r["backend"] == "faiss-exact")
     assert row["mflops_per_query"] == pytest.approx((3000 * 8 + 100 * 16 + 50 * 32 + 25 * 64) / 1e6)
     assert row["mAP@25"] is not None and row["dims"] == "8,16,32,64"
-    assert (out / "neighbors/reranked/mrl/8dim-reranked64_100shortlist_1K_hnsw16.npy").is_file()
-    assert (out / "index_files/mrl/1K_64dim_hnsw16.index").is_file()
+    (tag,) = {p.name.split("_")[0] for p in (out / "neighbors/mrl").glob("hnsw16-*.npy")}
+    assert re.fullmatch(r"hnsw16-[0-9a-f]{8}", tag)  # ef_search = 32: not the default
+    assert (out / f"neighbors/reranked/mrl/8dim-reranked64_100shortlist_1K_{tag}.npy").is_file()
+    entries = list((cache_dir() / "indexes").glob("hnsw16_64dim_*"))  # the default cache
+    assert entries and all((e / "index").is_file() for e in entries)
 
 
 def brute_recall(ids: np.ndarray, truth: np.ndarray, k: int) -> float:
@@ -242,10 +246,8 @@ def test_timing_columns_threads_and_hnsw_beam(cli, tmp_path):
     for row in rows.values():
         assert row["qps"] > 0 and 0 < row["latency_ms_p50"] <= row["latency_ms_p99"]
         assert row["latency_queries"] == 50 and row["timing_spread"] >= 0
-    assert np.load(out / "neighbors/synthetic/hnsw8_16dim_10shortlist_synthetic.npy").shape == (
-        200,
-        10,
-    )
+    (stem,) = (out / "neighbors/synthetic").glob("hnsw8-*_16dim_10shortlist_synthetic.npy")
+    assert np.load(stem).shape == (200, 10)  # hnsw8-{hash}: ef_search 16 is not the default
     # efSearch 16 but k = 200: the beam is widened to k, so no -1 ids (FAISS 1.15 alone
     # would leave most of the list empty)
     assert rows["adaptive 16->64 @200"]["missing_ids"] == 0.0
@@ -272,10 +274,8 @@ def test_two_backends_of_one_index_kind_never_share_files(cli, tmp_path):
     out = tmp_path / "out"
     assert cli("run", cfg, "--out", out).code == 0
     files = sorted(p.name for p in (out / "neighbors/synthetic").glob("*16dim_10shortlist*.npy"))
-    assert files == [
-        "hnsw8-hnsw-ef16_16dim_10shortlist_synthetic.npy",
-        "hnsw8_16dim_10shortlist_synthetic.npy",
-    ]
+    assert len(files) == 2 and files[1] == "hnsw8_16dim_10shortlist_synthetic.npy"  # defaults
+    assert re.fullmatch(r"hnsw8-hnsw-ef16-[0-9a-f]{8}_16dim_10shortlist_synthetic\.npy", files[0])
     narrow, wide = (np.load(out / "neighbors/synthetic" / name) for name in files)
     assert (narrow != wide).any()  # each backend's own search, not one overwriting the other
     assert {r["status"] for r in load_board(out)} == {"ok"}

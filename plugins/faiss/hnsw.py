@@ -28,6 +28,7 @@ class FaissHNSW(FaissBackend):
     """
 
     name = "faiss-hnsw"
+    named = ("M",)  # hnsw{M}
 
     def __init__(
         self,

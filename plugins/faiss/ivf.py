@@ -39,6 +39,7 @@ class FaissIVF(FaissIVFBase):
     """
 
     name = "faiss-ivf"
+    named = ("nlist",)  # ivf{nlist}
     kind_name = "ivf-flat"
 
     @property

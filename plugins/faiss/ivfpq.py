@@ -53,6 +53,7 @@ class FaissIVFPQ(FaissIVFBase):
     """
 
     name = "faiss-ivfpq"
+    named = ("nlist", "m", "opq")  # ivf{nlist}{opq|pq}{m}
     kind_name = "ivf-pq"
     train_minimum = PQ_TRAIN_POINTS
 
