@@ -16,7 +16,6 @@ from mrlbench.config import RunConfig, Spec
 from mrlbench.errors import DataError, MrlbenchError, WriteError
 from mrlbench.index_cache import index_entry
 from mrlbench.rerank import rerank
-from mrlbench.resume import MISSING, cached
 from mrlbench.sampling import latency_sample, sample_queries
 from mrlbench.search_stage import check_request, search_dim
 from mrlbench.sink import Direct
@@ -33,7 +32,7 @@ from mrlbench.types import (
     Strategy,
 )
 
-SEARCH_FORMAT = 2  # a search sidecar of another format runs again (2: key with identity)
+SEARCH_FORMAT = 3  # the search sidecars' format (3: every one-query sample, identity)
 
 
 class Context:
@@ -48,10 +47,12 @@ class Context:
         observer: Observer,
         sink: Any = None,
         identity: dict[str, Any] | None = None,
+        session: str = "",
     ) -> None:
         self.cfg, self.enc, self.be, self.observer = cfg, enc, be, observer
         self.sink = sink or Direct()
         self.identity = identity or cfg.identity()  # the driver's, on a worker
+        self.session = session  # the session that times this pair's rows
         self.encoder, self.backend = enc.component, be.component
         self.queries = enc.queries  # a seeded sample of this many queries, or None
         self._sampled: dict[int, Embeddings] = {}
@@ -100,7 +101,9 @@ class Context:
 
     # -------------------------------------------------------------------------- searches
     def prepare(self, requests: set[SearchRequest]) -> None:
-        """Run every requested search, one index per dim, resuming finished ones."""
+        """Run every requested search, one index per dim. A search done in an earlier
+        session is never resumed: only unfinished cells ask, and a row's timings all
+        come from one session (its search's and its reranks'), as the row says."""
         wanted = {(r.dim, r.k or self.longest_k) for r in requests}
         for dim, k in wanted:  # every request checked before any index is built
             try:
@@ -109,10 +112,7 @@ class Context:
                 self._found[(dim, k)] = exc
         wanted = {w for w in wanted if w not in self._found}
         for dim in sorted({d for d, _ in wanted}):
-            ks = sorted({k for d, k in wanted if d == dim})
-            pending = [k for k in ks if not self._resume(dim, k)]
-            if pending:
-                self._search_dim(dim, pending)
+            self._search_dim(dim, sorted({k for d, k in wanted if d == dim}))
 
     def _key(self, dim: int, k: int) -> dict:
         return {
@@ -129,23 +129,6 @@ class Context:
         stem = neighbors.search_stem(self.model, self.index_name, dim, k, self.dataset)
         return self.cfg.out / "neighbors" / stem
 
-    def _resume(self, dim: int, k: int) -> bool:
-        stem = self._stem(dim, k)
-        done = cached(stem.with_name(stem.name + ".json"), self._key(dim, k))
-        npy = stem.with_name(stem.name + ".npy")
-        if done is MISSING or not npy.is_file():
-            return False
-        try:
-            ids = neighbors.load(npy)
-        except DataError:
-            return False
-        if ids.shape[1] < k:  # cut to [run] keep_neighbors: this search runs again
-            return False
-        if self.cfg.csv and not stem.with_name(stem.name + ".csv").is_file():
-            self.sink.save_neighbors(stem, ids, csv=True)
-        self._keep(dim, k, ids, done, str(npy.relative_to(self.cfg.out)))
-        return True
-
     def _keep(self, dim: int, k: int, ids: np.ndarray, done: dict, path: str) -> None:
         self._found[(dim, k)] = Shortlist(
             ids,
@@ -157,6 +140,8 @@ class Context:
             done["spread"],
         )
         self._query_seconds[(dim, k)] = np.asarray(done["query_seconds"], dtype=np.float64)
+        if self._query_seconds[(dim, k)].ndim != 2:  # (passes, queries)
+            self._query_seconds[(dim, k)] = np.zeros((0, 0))
 
     def _search_dim(self, dim: int, ks: list[int]) -> None:
         try:
@@ -238,21 +223,24 @@ class Context:
         """Seconds per query of each of ``strategy``'s rows, one query at a time through
         its whole pipeline: its search (timed one query at a time while the index was
         in memory) plus its reranks (run here for that query alone), on the seeded
-        sample, best of ``repeats`` passes after one warm-up query; fewer queries when
-        they are slow. Also the spread of the passes' medians."""
+        sample, ``repeats`` passes after one warm-up query, every (query, pass) sample
+        kept (passes, queries); fewer queries when they are slow. Also the spread of the
+        passes' medians. Pass p of a row adds its search's pass-p time for that query."""
 
-        def one(position: int) -> dict[str, float]:
-            return {row.label: row.seconds for row in strategy.run(OneQuery(self, position))}
+        def one(position: int, round_: int) -> dict[str, float]:
+            rows = strategy.run(OneQuery(self, position, round_))
+            return {row.label: row.seconds for row in rows}
 
         return one_at_a_time(len(self.sample), one, self.cfg.repeats)
 
 
 class OneQuery:
-    """A ``RetrievalContext`` over one query of the latency sample: searches give that
-    query's shortlist with the time its search took alone; reranks run for it alone."""
+    """A ``RetrievalContext`` over one query of the latency sample, in pass ``round_``:
+    searches give that query's shortlist with the time its search took alone in that
+    pass; reranks run for it alone."""
 
-    def __init__(self, ctx: Context, position: int) -> None:
-        self.ctx, self.position = ctx, position
+    def __init__(self, ctx: Context, position: int, round_: int = 0) -> None:
+        self.ctx, self.position, self.round = ctx, position, round_
         self.query = int(ctx.sample[position])
         self.model, self.dataset, self.index_name = ctx.model, ctx.dataset, ctx.index_name
         self.n_database, self.n_queries = ctx.n_database, 1
@@ -260,11 +248,11 @@ class OneQuery:
     def search(self, dim: int, k: int | None = None) -> Shortlist:
         k = k or self.ctx.longest_k
         found = self.ctx.search(dim, k)
-        seconds = self.ctx._query_seconds[(dim, k)]
-        if self.position >= len(seconds):
+        seconds = self.ctx._query_seconds[(dim, k)]  # (passes, queries)
+        if self.position >= seconds.shape[1] or self.round >= seconds.shape[0]:
             raise Untimed
-        q = self.query
-        return replace(found, ids=found.ids[q : q + 1], seconds=float(seconds[self.position]))
+        q, took = self.query, float(seconds[self.round, self.position])
+        return replace(found, ids=found.ids[q : q + 1], seconds=took)
 
     def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
         emb = self.ctx.embeddings(dim)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import secrets
 import sys
+import time
 from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from mrlbench.errors import error_line
@@ -22,6 +25,35 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def session_id() -> str:
+    """A new session's name: when it started (UTC) and a random tag (two sessions of
+    one process within a second are still two)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def blas() -> list[dict[str, Any]]:
+    """The BLAS and OpenMP libraries loaded in this process (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    keep = ("user_api", "internal_api", "version", "num_threads", "threading_layer")
+    return [{k: lib.get(k) for k in keep if lib.get(k) is not None} for lib in threadpool_info()]
+
+
+def load_average() -> list[float] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        return [round(x, 2) for x in os.getloadavg()]
+    return None
 
 
 def describe(components: Mapping[str, Component] | None = None) -> dict[str, Any]:
@@ -47,7 +79,10 @@ def describe(components: Mapping[str, Component] | None = None) -> dict[str, Any
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "load_average": load_average(),
+        "blas": blas(),
         "packages": packages,
         "device": ", ".join(sorted(devices)) or "CPU",
         "components": reported,

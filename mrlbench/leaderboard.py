@@ -55,14 +55,19 @@ COST = (
     Column("qps", "cost", "higher", ".4g"),
     Column("latency_ms_p50", "cost", "lower", ".4g"),
     Column("latency_ms_p99", "cost", "lower", ".4g"),
+    Column("latency_ms_p50_best", "cost", "lower", ".4g"),
     Column("build_s", "cost", "lower", ".4g"),
 )
-# How the timings were taken: the queries timed one at a time, the relative spread of
-# the repeated batch timings (max / min - 1), the fraction of -1 ids (ANN lists too short).
+# How the timings were taken: the queries timed one at a time and the (query, pass)
+# samples the percentiles are over, the relative spread of the repeated batch timings
+# (max / min - 1), the fraction of -1 ids (ANN lists too short), and the session that
+# timed the row (its machine and load: sessions/{session}.json).
 TIMING = (
     Column("latency_queries", "timing"),
+    Column("latency_samples", "timing"),
     Column("timing_spread", "timing", spec=".3f"),
     Column("missing_ids", "timing", spec=".4f"),
+    Column("session", "timing"),
 )
 STATUS = (Column("status", "status"), Column("error", "status"))
 LATENCY = ("latency_ms_p50", "qps")  # the timings a run-to-run comparison gates on
@@ -131,8 +136,11 @@ class Row:
     qps: float | None = None
     latency_ms_p50: float | None = None
     latency_ms_p99: float | None = None
+    latency_ms_p50_best: float | None = None
     build_s: float | None = None
     latency_queries: int | None = None
+    latency_samples: int | None = None
+    session: str = ""
     timing_spread: float | None = None
     missing_ids: float | None = None
     status: str = "ok"

@@ -13,7 +13,7 @@ from typing import Any
 
 from mrlbench import config, html_report, preflight, runner, tables
 from mrlbench.config import RunConfig, Spec
-from mrlbench.env import describe
+from mrlbench.env import describe, session_id
 from mrlbench.errors import DataError, MrlbenchError, error_line
 from mrlbench.leaderboard import Row
 from mrlbench.plugins import Registry
@@ -46,10 +46,13 @@ def _execute(cfg: RunConfig, observer: Observer | None) -> Executed:
     specs: list[Spec[Any]] = [*cfg.encoders, *cfg.backends]
     specs += [cfg.executor] if cfg.executor else []
     components = {f"{spec.component.kind} {spec.label}": spec.component for spec in specs}
+    session = session_id()
     with runner.threads(cfg):
-        env = describe(components) | {"threads": cfg.threads}
-        write_json(cfg.out / "env.json", env | {"executor": runner.executor_of(cfg).name})
-        rows = runner.run(cfg, observer)
+        env = describe(components) | {"threads": cfg.threads, "session": session}
+        env |= {"executor": runner.executor_of(cfg).name}
+        write_json(cfg.out / "env.json", env)  # this session; each one's is kept below
+        write_json(cfg.out / "sessions" / f"{session}.json", env)
+        rows = runner.run(cfg, observer, session)
     tables.write(cfg.out, rows, cfg.ks)
     write_json(
         cfg.out / "neighbors.json",

@@ -19,6 +19,7 @@ import numpy as np
 from mrlbench import metrics
 from mrlbench.config import RunConfig, Spec
 from mrlbench.context import Context
+from mrlbench.env import session_id
 from mrlbench.errors import DataError, MrlbenchError, UnavailableError, WriteError, error_line
 from mrlbench.leaderboard import Row
 from mrlbench.plugins import load as load_plugins
@@ -26,8 +27,10 @@ from mrlbench.plugins import loaded_dirs, registry, worker_env
 from mrlbench.resume import cached
 from mrlbench.sink import Recorder, replay
 from mrlbench.store import digest
+from mrlbench.timing import percentile_ms
 from mrlbench.types import Backend, Encoder, Executor, Observer, Retrieval, SearchRequest, Strategy
 
+P99_LEAST = 100  # a p99 of fewer samples is left blank (of 20 it is their maximum)
 CELL_FORMAT = 3  # finished cells of an older format run again (3: effective keys, identity)
 
 
@@ -44,14 +47,17 @@ def threads(cfg: RunConfig) -> Iterator[None]:
         yield
 
 
-def run(cfg: RunConfig, observer: Observer | None = None) -> list[Row]:
+def run(cfg: RunConfig, observer: Observer | None = None, session: str = "") -> list[Row]:
     """Every encoder x backend x strategy; failed cells keep their row and the run goes on.
-    The run's executor (``[run] executor``) runs the pairs; rows come back in config order."""
+    The run's executor (``[run] executor``) runs the pairs; rows come back in config order.
+    Rows computed now carry ``session`` (``mrlbench.env.session_id``); resumed ones
+    keep the session that timed them."""
     observer = observer or Observer()
+    session = session or session_id()
     executor = executor_of(cfg)
     for spec in cfg.specs():
         spec.component.observer = observer
-    units = [Pair(cfg, enc, be, observer) for enc in cfg.encoders for be in cfg.backends]
+    units = [Pair(cfg, enc, be, observer, session) for enc in cfg.encoders for be in cfg.backends]
     with threads(cfg):
         executor.run(cfg, units)
     rows: list[Row] = []
@@ -90,9 +96,15 @@ class Pair:
     (``compute``), whose recorded files ``finish`` writes here."""
 
     def __init__(
-        self, cfg: RunConfig, enc: Spec[Encoder], be: Spec[Backend], observer: Observer
+        self,
+        cfg: RunConfig,
+        enc: Spec[Encoder],
+        be: Spec[Backend],
+        observer: Observer,
+        session: str = "",
     ) -> None:
         self.cfg, self.enc, self.be, self.observer = cfg, enc, be, observer
+        self.session = session or session_id()
         self.label = f"{enc.label}/{be.label}"
         self.rows: list[Row] | None = None
         self.identity = cfg.identity()  # this process's: the driver's, for every cell
@@ -120,7 +132,9 @@ class Pair:
             self._give_up("skipped", reason)
             return False
         try:
-            self._ctx = Context(cfg, enc, be, self.observer, identity=self.identity)
+            self._ctx = Context(
+                cfg, enc, be, self.observer, identity=self.identity, session=self.session
+            )
             self._ctx.backend.device  # noqa: B018 (a GPU backend without a GPU raises here)
         except WriteError:
             raise
@@ -166,6 +180,7 @@ class Pair:
             strategies=[cell.index for cell in pending],
             data_key=self._ctx.data_key,
             identity=self.identity,
+            session=self.session,
             label=self.label,
             plugins_dirs=loaded_dirs(),
             env=worker_env(),
@@ -209,6 +224,7 @@ class Task:
     strategies: list[int]
     data_key: str
     identity: dict[str, Any]
+    session: str
     label: str
     plugins_dirs: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
@@ -243,7 +259,7 @@ def compute(task: Task) -> Outcome:
             reason = type(enc.component).availability() or type(be.component).availability()
             if reason:
                 raise UnavailableError(f"{task.label} cannot run on this worker: {reason}")
-            ctx = Context(cfg, enc, be, observer, sink, task.identity)
+            ctx = Context(cfg, enc, be, observer, sink, task.identity, task.session)
             if ctx.data_key != task.data_key:
                 raise DataError(
                     f"{task.label}: this worker ({socket.gethostname()}) reads other arrays "
@@ -328,7 +344,7 @@ def compute_cells(ctx: Context, cells: list[_Cell], observer: Observer) -> None:
             latencies, latency_spread = ctx.latencies(st.component)
             spread = max([*ctx.spreads, latency_spread], default=0.0)
             found = [
-                _row(cfg, ctx, st, r, spread, latencies.get(r.label))
+                _row(cfg, ctx, st, r, spread, latencies.get(r.label), ctx.session)
                 if not r.error
                 else replace(
                     blank(enc, be, st, "failed", r.error, ctx.dataset, device), label=r.label
@@ -370,6 +386,7 @@ def _row(
     r: Retrieval,
     spread: float,
     latencies: np.ndarray | None,
+    session: str,
 ) -> Row:
     path = r.saved
     if r.stem is not None:
@@ -380,8 +397,7 @@ def _row(
     values = metrics.compute(r.ids, db_labels, q_labels, cfg.ks, cfg.metrics)
     values |= _knn_recall(cfg, ctx, r)
     m = len(q_labels)
-    latencies = np.zeros(0) if latencies is None else latencies
-    timed = len(latencies) > 0
+    samples = np.zeros((0, 0)) if latencies is None else np.atleast_2d(latencies)
     device = ctx.backend.device
     if len(r.dims) > 1 and device != "CPU":  # reranks run in numpy on the CPU
         device = f"{device} search, CPU rerank"
@@ -397,10 +413,13 @@ def _row(
         metrics=values,
         mflops_per_query=r.mflops_per_query,
         qps=m / r.seconds if r.seconds > 0 else None,
-        latency_ms_p50=float(1000 * np.percentile(latencies, 50)) if timed else None,
-        latency_ms_p99=float(1000 * np.percentile(latencies, 99)) if timed else None,
+        latency_ms_p50=percentile_ms(samples, 50),
+        latency_ms_p99=percentile_ms(samples, 99, least=P99_LEAST),
+        latency_ms_p50_best=percentile_ms(samples.min(axis=0), 50) if samples.size else None,
         build_s=r.build_seconds,
-        latency_queries=len(latencies) if timed else 0,
+        latency_queries=samples.shape[1] if samples.size else 0,
+        latency_samples=int(samples.size),
+        session=session,
         timing_spread=spread,
         missing_ids=float((np.asarray(r.ids) < 0).mean()) if np.size(r.ids) else 0.0,
         neighbors=path,

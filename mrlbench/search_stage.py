@@ -26,7 +26,7 @@ class Searched:
     seconds: float  # best wall-clock over the repeats, every query at once, search only
     spread: float  # relative spread of the repeats (batch, and one-query medians)
     mflops_per_query: float
-    query_seconds: np.ndarray  # one query at a time (best of the repeats), first queries
+    query_seconds: np.ndarray  # one query at a time: (passes, queries), every sample
     report: dict[str, Any] = field(default_factory=dict)  # the backend's index_report
 
 
@@ -83,7 +83,7 @@ def search_dim(
             timed.seconds,
             max(timed.spread, single_spread),
             search_mflops(per_query, dim),
-            single.get("", np.zeros(0)),
+            single.get("", np.zeros((0, 0))),
             report,
         )
     return found, build_seconds  # the index is freed on return: one in memory at a time
@@ -96,10 +96,10 @@ def _one_query(
     dim: int,
     k: int,
     sample: Sequence[int] | np.ndarray,
-) -> Callable[[int], dict[str, float]]:
+) -> Callable[[int, int], dict[str, float]]:
     """The search of the ``position``-th query of ``sample`` alone, timed."""
 
-    def one(position: int) -> dict[str, float]:
+    def one(position: int, _pass: int) -> dict[str, float]:
         q = int(sample[position])
         _, seconds = stopwatch(
             lambda: backend.search(index, prefix(emb.queries[q : q + 1], dim), k)

@@ -48,8 +48,9 @@ COST_PRIORITY = {
     "qps": 3,
     "pareto": 4,
     "latency_ms_p99": 5,
-    "build_s": 6,
-    "device": 7,
+    "latency_ms_p50_best": 6,
+    "build_s": 7,
+    "device": 8,
 }
 
 

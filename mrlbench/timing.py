@@ -48,29 +48,30 @@ def stopwatch(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def one_at_a_time(
-    count: int, time_one: Callable[[int], Mapping[str, float]], repeats: int = 3
+    count: int, time_one: Callable[[int, int], Mapping[str, float]], repeats: int = 3
 ) -> tuple[dict[str, np.ndarray], float]:
-    """Seconds per query of each label that ``time_one(position)`` reports (one query of
-    a sample, ``position`` in ``range(count)``), best of ``repeats`` passes after one
-    untimed warm-up call at position 0, and the largest spread (max / min - 1) of the
-    passes' medians. The first pass stops early once ``LATENCY_BUDGET_S`` of wall-clock
-    is spent (but not before ``LATENCY_MIN_QUERIES``): slow work gets a shorter sample,
-    not a longer run; the other passes time the same queries. A position that raises
-    ``Untimed`` ends the sample there (nothing at all when it is the first)."""
+    """Seconds of each label that ``time_one(position, pass)`` reports for one query of
+    a sample (``position`` in ``range(count)``) in pass ``pass`` of ``repeats``, after one
+    untimed warm-up call ``time_one(0, 0)``: every sample kept, an array (passes,
+    queries) per label; and the largest spread (max / min - 1) of the passes' medians.
+    The first pass stops early once ``LATENCY_BUDGET_S`` of wall-clock is spent (but not
+    before ``LATENCY_MIN_QUERIES``): slow work gets a shorter sample, not a longer run;
+    the other passes time the same queries. A position that raises ``Untimed`` ends the
+    sample there (nothing at all when it is the first)."""
     if count == 0:
         return {}, 0.0
     try:
-        time_one(0)
+        time_one(0, 0)
     except Untimed:
         return {}, 0.0
     passes: list[dict[str, list[float]]] = []
     spent = 0.0
-    for _ in range(max(1, repeats)):
+    for round_ in range(max(1, repeats)):
         times: dict[str, list[float]] = {}
         for position in range(count):
             start = time.perf_counter()
             try:
-                seconds = time_one(position)
+                seconds = time_one(position, round_)
             except Untimed:
                 count = position
                 break
@@ -81,12 +82,21 @@ def one_at_a_time(
                 count = position + 1
                 break
         passes.append(times)
-    best = {label: np.min([p[label][:count] for p in passes], axis=0) for label in passes[0]}
+    samples = {label: np.array([p[label][:count] for p in passes]) for label in passes[0]}
     spread = max(
-        (relative_spread([np.median(p[label][:count]) for p in passes]) for label in best),
+        (relative_spread(np.median(s, axis=1)) for s in samples.values() if s.size),
         default=0.0,
     )
-    return best, spread
+    return samples, spread
+
+
+def percentile_ms(samples: np.ndarray, q: float, least: int = 0) -> float | None:
+    """The ``q``-th percentile of every sample, in milliseconds; ``None`` without samples
+    or with fewer than ``least`` (a p99 of 20 samples is their maximum, not a p99)."""
+    values = np.asarray(samples, dtype=np.float64).ravel()
+    if values.size == 0 or values.size < least:
+        return None
+    return float(1000 * np.percentile(values, q))
 
 
 def relative_spread(values: Any) -> float:
