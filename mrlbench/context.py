@@ -17,10 +17,10 @@ from mrlbench.errors import DataError, MrlbenchError, WriteError
 from mrlbench.index_cache import index_path
 from mrlbench.rerank import rerank
 from mrlbench.resume import MISSING, cached
-from mrlbench.sampling import latency_sample, sample_queries
+from mrlbench.sampling import latency_sample, query_fingerprint, sample_queries
 from mrlbench.search_stage import check_request, search_dim
 from mrlbench.sink import Direct
-from mrlbench.store import digest, scan
+from mrlbench.store import digest
 from mrlbench.timing import Untimed, best_of, one_at_a_time, stopwatch
 from mrlbench.truth import ground_truth
 from mrlbench.types import (
@@ -71,7 +71,7 @@ class Context:
 
     @staticmethod
     def _fingerprint(emb: Embeddings) -> str:
-        return f"{emb.fingerprint}:{emb.query_fingerprint or scan(emb.queries, finite=False)}"
+        return f"{emb.fingerprint}:{query_fingerprint(emb)}"
 
     def embeddings(self, dim: int, check: bool = True) -> Embeddings:
         emb = self.encoder.embeddings(dim)

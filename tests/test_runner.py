@@ -163,7 +163,12 @@ def test_a_dim_the_arrays_lack_is_refused_before_any_work(cli, config, tmp_path)
     assert not out.exists()  # nothing written, not even the folder
 
 
-def test_a_failing_cell_keeps_its_row_and_the_run_goes_on(cli, config, tmp_path):
+def test_a_failing_cell_keeps_its_row_and_the_run_goes_on(cli, config, tmp_path, monkeypatch):
+    from mrlbench_plugins.adaptive import Adaptive
+
+    # a strategy that does not report its list lengths: preflight cannot refuse it, the
+    # search does, when its cell runs (a reported one is refused up front: test_run_checks)
+    monkeypatch.setattr(Adaptive, "list_lengths", lambda self: {})
     text = config.read_text().replace("shortlist = 100", "shortlist = 5000")  # > 3000 rows
     config.write_text(text)
     out = tmp_path / "out"

@@ -188,6 +188,26 @@ def test_the_harness_shards_any_backend_that_declares_nearest():
     assert type(one) is NumpyExact and dict(one.table) == {"plugin": "numpy-exact", "shards": 1}
 
 
+class Lists(NumpyExact):
+    """Needs 40 rows per index (as IVF needs ``nlist``)."""
+
+    name = "lists"
+
+    def check_rows(self, rows):
+        if rows < 40:
+            raise ConfigError(f"lists = 40 is larger than the database ({rows} rows)")
+
+
+def test_each_shard_must_hold_the_rows_its_backend_needs():
+    be = shards.sharded(Lists(), 3)
+    be.check_rows(120)  # 40 rows a shard
+    with pytest.raises(ConfigError) as info:
+        be.check_rows(100)  # shards of 33, 34 and 33 rows
+    assert str(info.value) == (
+        "the smallest of its 3 shards: lists = 40 is larger than the database (33 rows)"
+    )
+
+
 def test_shards_on_a_backend_without_nearest_or_not_a_count_is_one_clear_line():
     reg = own_registry()
     with pytest.raises(ConfigError, match=r"'no-nearest': shards = 2: no-nearest cannot be sh"):
