@@ -16,7 +16,7 @@ from mrlbench.config import RunConfig, Spec
 from mrlbench.errors import DataError, MrlbenchError, WriteError
 from mrlbench.index_cache import index_entry
 from mrlbench.rerank import rerank
-from mrlbench.sampling import latency_sample, sample_queries
+from mrlbench.sampling import latency_sample, query_fingerprint, sample_queries
 from mrlbench.search_stage import check_request, search_dim
 from mrlbench.sink import Direct
 from mrlbench.store import digest, scan
@@ -78,7 +78,7 @@ class Context:
 
     @staticmethod
     def _fingerprint(emb: Embeddings) -> str:
-        return f"{emb.fingerprint}:{emb.query_fingerprint or scan(emb.queries, finite=False)}"
+        return f"{emb.fingerprint}:{query_fingerprint(emb)}"
 
     def embeddings(self, dim: int, check: bool = True) -> Embeddings:
         emb = self.encoder.embeddings(dim)

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from mrlbench.errors import DataError
 from mrlbench.store import digest, scan
 from mrlbench.types import Embeddings
 
@@ -22,8 +23,19 @@ def sample_queries(emb: Embeddings, n: int) -> Embeddings:
         emb,
         queries=np.asarray(emb.queries[rows]),
         query_labels=emb.query_labels[rows],
-        query_fingerprint=digest([emb.query_fingerprint or scan(emb.queries, finite=False), n]),
+        query_fingerprint=digest([query_fingerprint(emb), n]),
     )
+
+
+def query_fingerprint(emb: Embeddings) -> str:
+    """The queries' content hash: the encoder's, or a scan that refuses NaN or Inf in
+    them (a NaN query finds no neighbours, every id -1), naming the first bad row."""
+    if emb.query_fingerprint:
+        return emb.query_fingerprint
+    try:
+        return scan(emb.queries)
+    except DataError as exc:
+        raise DataError(f"queries of {emb.query_dataset}: {exc}") from None
 
 
 def sampled_rows(total: int, n: int) -> np.ndarray:

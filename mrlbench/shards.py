@@ -309,6 +309,14 @@ class Sharded(Backend):
     def check(self, dim: int, k: int) -> None:
         self.backend.check(dim, k)
 
+    def check_rows(self, rows: int) -> None:
+        """Each shard's index is built over its own range: the smallest must do."""
+        smallest = min(b - a for a, b in row_ranges(rows, self.shards))
+        try:
+            self.backend.check_rows(smallest)
+        except MrlbenchError as exc:
+            raise type(exc)(f"the smallest of its {self.shards} shards: {exc}") from None
+
     def environment(self) -> dict[str, Any]:
         return self.backend.environment()
 

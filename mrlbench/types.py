@@ -204,6 +204,12 @@ class Encoder(Component):
         encoder that must train or encode first checks its inputs, not its outputs."""
         return None
 
+    def database_size(self) -> int | None:
+        """The database's rows when known cheaply (memory-mapped arrays, generated
+        vectors): ``[run] ks``, the strategies' ``list_lengths`` and the backends'
+        ``check_rows`` are checked against it before a run; ``None``: known once encoded."""
+        return None
+
     def thumbnails(self, split: str, rows: Sequence[int]) -> list[np.ndarray] | None:
         """Small RGB uint8 images of database (``split="database"``) or query rows, for
         retrieval examples in reports; ``None`` when the encoder has no images."""
@@ -281,6 +287,11 @@ class Backend(Component):
         at ``dim`` cannot run (e.g. a GPU k-selection limit)."""
         return None
 
+    def check_rows(self, rows: int) -> None:
+        """Raise a ``MrlbenchError`` naming the key, before a run, when no index over
+        ``rows`` database rows can be built (IVF: fewer rows than ``nlist``)."""
+        return None
+
     @property
     def wants_gpu(self) -> bool | None:
         """Whether its work needs a GPU: ``True`` (it must have one), ``None`` (it uses one
@@ -346,6 +357,11 @@ class Strategy(Component):
         """The prefix sizes this strategy names itself (searched or reranked at), checked
         against every encoder before a run starts; ``[]``: only the encoder's own dims."""
         return []
+
+    def list_lengths(self) -> dict[str, int]:
+        """The list lengths it sets itself by config key (``{"shortlist": 200}``), checked
+        against each encoder's database size before a run; ``{}``: only ``[run] ks``."""
+        return {}
 
     @classmethod
     def tune_candidates(cls, space: TuneSpace) -> list[TuneCandidate]:

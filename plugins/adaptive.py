@@ -45,6 +45,9 @@ class Adaptive(Strategy):
     def prefixes(self) -> list[int]:
         return [self.shortlist_dim, self.rerank_dim]
 
+    def list_lengths(self) -> dict[str, int]:
+        return {"shortlist": self.shortlist}
+
     @classmethod
     def tune_candidates(cls, space: TuneSpace) -> list[TuneCandidate]:
         """Every (shortlist dim, larger rerank dim, shortlist) over ``space``: shortlist

@@ -73,6 +73,11 @@ class ArraysEncoder(Encoder):
         for dim in sorted({*self._dims, *dims}):
             self.embeddings(dim)
 
+    def database_size(self) -> int:
+        """The database rows (the smallest array set's, with ``configs``), read from the
+        memory-mapped files ``validate`` opened."""
+        return min(len(self.embeddings(d).database) for d in self._dims)
+
     def embeddings(self, dim: int) -> Embeddings:
         config = self._configs.get(dim) or self._config
         if config is None:

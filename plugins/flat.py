@@ -51,6 +51,9 @@ class Flat(Strategy):
     def prefixes(self) -> list[int]:
         return list(self.dims or [])
 
+    def list_lengths(self) -> dict[str, int]:
+        return {} if self.k is None else {"k": self.k}
+
     @classmethod
     def tune_candidates(cls, space: TuneSpace) -> list[TuneCandidate]:
         """Not tuned: flat at every dim is tune's reference curve; its dearest row is

@@ -64,6 +64,10 @@ class Funnel(Strategy):
     def prefixes(self) -> list[int]:
         return [self.shortlist_dim, *self.rerank_dims]
 
+    def list_lengths(self) -> dict[str, int]:
+        """The first shortlist (the search's length; the others are not longer)."""
+        return {"shortlists[0]": self.shortlists[0]}
+
     @classmethod
     def tune_candidates(cls, space: TuneSpace) -> list[TuneCandidate]:
         """Every funnel over ``space``: a shortlist dim among the smallest

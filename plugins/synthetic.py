@@ -11,6 +11,7 @@ encoder) for real embeddings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -147,6 +148,8 @@ class SyntheticEncoder(Encoder):
     ) -> None:
         if min(n_database, n_queries, dim, classes) < 1:
             raise ConfigError("n_database, n_queries, dim and classes must be positive")
+        if not (math.isfinite(decay) and math.isfinite(noise)):  # NaN or Inf in every row
+            raise ConfigError(f"decay and noise must be finite, not {decay} and {noise}")
         self.args = (n_database, n_queries, dim, classes, seed, decay, noise)
         self._dims = tuple(sorted(dims or [d for d in (8, 16, 32, 64, 128, 256, 512) if d <= dim]))
         if self._dims[-1] > dim:
@@ -161,6 +164,9 @@ class SyntheticEncoder(Encoder):
         wide = [d for d in dims if d > self.args[2]]
         if wide:
             raise ConfigError(f"dims {wide} are larger than the arrays ({self.args[2]} dims)")
+
+    def database_size(self) -> int:
+        return self.args[0]
 
     def embeddings(self, dim: int) -> Embeddings:
         if self._emb is None:

@@ -92,15 +92,43 @@ def cli(capsys):
 
 
 def normalized(x: np.ndarray, dim: int) -> np.ndarray:
+    """The ``dim``-prefixes scaled to unit length in float64; a zero row stays zero (as
+    ``faiss.normalize_L2`` and the harness's kernel keep it)."""
     p = np.asarray(x[:, :dim], dtype=np.float64)
-    return p / np.linalg.norm(p, axis=1, keepdims=True)
+    norms = np.linalg.norm(p, axis=1, keepdims=True)
+    return np.divide(p, norms, out=np.zeros_like(p), where=norms > 0)
+
+
+def distances(xb: np.ndarray, xq: np.ndarray, dim: int) -> np.ndarray:
+    """(m, n) squared L2 between the normalised ``dim``-prefixes, in float64."""
+    b, q = normalized(xb, dim), normalized(xq, dim)
+    return (q**2).sum(1)[:, None] - 2 * q @ b.T + (b**2).sum(1)[None, :]
 
 
 def brute_force(xb: np.ndarray, xq: np.ndarray, dim: int, k: int) -> np.ndarray:
-    """Exact k-NN by L2 between normalised prefixes, in float64 numpy."""
-    b, q = normalized(xb, dim), normalized(xq, dim)
-    dist = (q**2).sum(1)[:, None] - 2 * q @ b.T + (b**2).sum(1)[None, :]
-    return np.argsort(dist, axis=1, kind="stable")[:, :k]
+    """Exact k-NN by L2 between normalised prefixes, in float64 numpy: the reference of
+    every exactness test. The tie rule, stated once: at equal distance the smaller id
+    comes first (a stable sort), as the harness's exact kernel and FAISS keep them."""
+    return np.argsort(distances(xb, xq, dim), axis=1, kind="stable")[:, :k]
+
+
+F32_TIE = 4 * float(np.finfo(np.float32).eps)  # relative: distances a float32 sum cannot order
+
+
+def assert_exact(
+    ids: np.ndarray, xb: np.ndarray, xq: np.ndarray, dim: int, expected: np.ndarray | None = None
+) -> None:
+    """``ids`` (m, k) are the exact k-NN of ``xq`` at ``dim``: each query's id set is
+    identical to ``expected``'s (default: ``brute_force``), with no mismatch allowed, and
+    in its order but where two neighbours are tied at float32 precision (the backends
+    compute in float32: distances within ``F32_TIE`` of each other are a valid sort
+    either way, and only then may the order differ)."""
+    expected = brute_force(xb, xq, dim, ids.shape[1]) if expected is None else expected
+    assert ids.shape == expected.shape
+    for row in np.flatnonzero((ids != expected).any(axis=1)):
+        assert set(ids[row]) == set(expected[row]), f"query {row} holds other ids"
+        d = distances(xb, xq[row : row + 1], dim)[0, ids[row]]
+        assert np.all(np.diff(d) >= -F32_TIE * d[1:]), f"query {row} is out of order"
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,13 @@ neighbours up to the longest k scored, and stops with one line on a full disk.""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import tomllib
 
 import numpy as np
 import pytest
+from conftest import write_arrays
 
 from mrlbench.store import cache_dir
 
@@ -93,6 +95,136 @@ def test_a_strategy_dim_wider_than_the_arrays_is_refused(cli, arrays, tmp_path):
     text = CONFIG.replace("rerank_dim = 64", "rerank_dim = 128")
     line = refused(cli, write_config(tmp_path, out, arrays.folder, text), out)
     assert line.endswith("dim 128 is larger than the arrays for mrl1_e0_ff64 (64 dims)")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_in_the_queries_is_refused_before_any_work(cli, arrays, tmp_path, bad):
+    xq = np.load(arrays.folder / "1K_val_mrl1_e0_ff64-X.npy")
+    xq[17, 3] = bad
+    np.save(arrays.folder / "1K_val_mrl1_e0_ff64-X.npy", xq)
+    out = tmp_path / "run"
+    line = refused(cli, write_config(tmp_path, out, arrays.folder), out)
+    path = arrays.folder / "1K_val_mrl1_e0_ff64-X.npy"
+    assert line == f"error: encoder 'mrl': {path}: NaN or Inf in the array (first at row 17)"
+
+
+SMALL = "the database of encoder 'mrl' (100 rows)"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("ks = [10, 25]", "ks = [10, 101]", f"[run] ks: 101 is larger than {SMALL}"),
+        (
+            "shortlist = 50",
+            "shortlist = 150",
+            f"strategy 'adaptive': shortlist = 150 is larger than {SMALL}",
+        ),
+        (
+            'plugin = "flat"\n',
+            'plugin = "flat"\nname = "flat-deep"\nk = 120\n',
+            f"strategy 'flat-deep': k = 120 is larger than {SMALL}",
+        ),
+        (
+            "shortlist = 50",
+            'shortlist = 50\n\n[[strategies]]\nplugin = "funnel"\nshortlist_dim = 8\n'
+            "rerank_dims = [64]\nshortlists = [200]",
+            f"strategy 'funnel': shortlists[0] = 200 is larger than {SMALL}",
+        ),
+        (
+            'plugin = "faiss-exact"',
+            'plugin = "faiss-ivf"\nnlist = 128\nnprobe = 1',
+            "backend 'faiss-ivf' on encoder 'mrl': nlist = 128 is larger than the database "
+            "(100 rows)",
+        ),
+    ],
+)
+def test_a_list_longer_than_the_database_is_refused_before_any_work(
+    cli, tmp_path, old, new, message
+):
+    small = write_arrays(tmp_path / "small", n_database=100, n_queries=20)
+    out = tmp_path / "run"
+    assert old in CONFIG
+    text = CONFIG.replace(old, new, 1).replace("shortlist = 50", "shortlist = 20")
+    line = refused(cli, write_config(tmp_path, out, small.folder, text), out)
+    assert line.startswith(f"error: {message}"), line
+
+
+SYNTHETIC = """
+[run]
+out = "{out}"
+ks = [10, 50]
+
+[[encoders]]
+plugin = "synthetic"
+n_database = 40
+n_queries = 10
+dim = 16
+{extra}
+[[backends]]
+plugin = "faiss-exact"
+
+[[strategies]]
+plugin = "flat"
+"""
+
+
+def test_the_synthetic_encoder_knows_its_size_and_refuses_nan_settings(cli, tmp_path):
+    out = tmp_path / "run"
+    config = tmp_path / "run.toml"
+    config.write_text(SYNTHETIC.format(out=out, extra=""))
+    line = refused(cli, config, out)
+    assert (
+        line == "error: [run] ks: 50 is larger than the database of encoder 'synthetic' (40 rows)"
+    )
+    config.write_text(SYNTHETIC.format(out=out, extra="noise = nan").replace("50]", "20]"))
+    line = refused(cli, config, out)
+    assert line.startswith("error: encoder plugin 'synthetic': decay and noise must be finite")
+
+
+NAN_QUERIES = """
+import numpy as np
+from mrlbench import Embeddings, Encoder, hookimpl, scan
+
+
+class NanQueries(Encoder):
+    \"\"\"Encodes on demand (no size known up front); its query 3 has a NaN.\"\"\"
+
+    name = "nan-queries"
+    dims = (8,)
+
+    def embeddings(self, dim):
+        rng = np.random.default_rng(0)
+        xb = rng.standard_normal((50, 8), dtype=np.float32)
+        xq = rng.standard_normal((10, 8), dtype=np.float32)
+        xq[3, 5] = np.nan
+        labels = np.zeros(50, np.int64), np.zeros(10, np.int64)
+        return Embeddings(xb, xq, *labels, "toy", "toy", scan(xb))
+
+
+@hookimpl
+def mrlbench_register_encoders(register):
+    register(NanQueries)
+"""
+
+
+@pytest.mark.parametrize("extra", ["", "queries = 5"])
+def test_nan_queries_an_encoder_did_not_check_fail_its_rows_naming_the_row(cli, tmp_path, extra):
+    """An encoder that encodes first cannot be checked before the run: its queries are
+    checked when its cells start, and its rows fail saying why (not all -1 ids)."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "nan_queries.py").write_text(NAN_QUERIES)
+    out = tmp_path / "run"
+    config = tmp_path / "run.toml"
+    text = SYNTHETIC.format(out=out, extra=extra).replace('"synthetic"', '"nan-queries"')
+    keys = ("n_database", "n_queries", "dim =")  # the synthetic encoder's own
+    config.write_text("\n".join(x for x in text.splitlines() if not x.startswith(keys)))
+    r = cli("--plugins-dir", plugins, "run", config)
+    assert r.code == 1 and "Traceback" not in r.out + r.err
+    (row,) = json.loads((out / "leaderboard.json").read_text())
+    assert row["status"] == "failed"
+    assert "queries of toy: NaN or Inf in the array (first at row 3)" in row["error"]
 
 
 def test_relative_paths_are_read_from_the_config_folder(cli, arrays, tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import brute_force
+from conftest import assert_exact, brute_force, distances
 
 from mrlbench.errors import DataError, MrlbenchError
 from mrlbench.index_cache import index_path, load_or_build
@@ -31,11 +31,31 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("dim", [8, 32, 128])
 def test_exact_search_equals_brute_force(emb, dim):
     found, _ = search_dim(FaissExact(), emb, dim, [50], None)
-    expected = brute_force(emb.database, emb.queries, dim, 50)
-    # identical sets; order identical except where float32 distances tie
-    assert overlap(found[50].ids, expected) > 0.999
-    assert (found[50].ids[:, 0] == expected[:, 0]).mean() > 0.99
+    assert_exact(found[50].ids, emb.database, emb.queries, dim)
     assert found[50].mflops_per_query == pytest.approx(4000 * dim / 1e6)
+
+
+def test_one_wrong_neighbour_fails_the_exactness_check(emb):
+    """The check has no mismatch allowance: one query's k-th neighbour replaced by the
+    (k+1)-th fails it (a 0.1% tolerance let such a row pass), and so does a swap of
+    two neighbours that are not tied; a swap within a float32 tie passes."""
+    xb, xq = emb.database, emb.queries
+    truth = brute_force(xb, xq, 32, 51)
+    wrong = truth[:, :50].copy()
+    wrong[7, 49] = truth[7, 50]
+    assert overlap(wrong, truth[:, :50]) > 0.999
+    with pytest.raises(AssertionError, match="query 7 holds other ids"):
+        assert_exact(wrong, xb, xq, 32)
+    swapped = truth[:, :50].copy()
+    swapped[3, [0, 1]] = swapped[3, [1, 0]]
+    with pytest.raises(AssertionError, match="query 3 is out of order"):
+        assert_exact(swapped, xb, xq, 32)
+    tied = np.concatenate([xb, xb[truth[5, :1]] * 2])  # row 4000: row truth[5, 0] doubled
+    assert distances(tied, xq[5:6], 32)[0, 4000] == distances(tied, xq[5:6], 32)[0, truth[5, 0]]
+    ids = brute_force(tied, xq, 32, 50)
+    assert ids[5, 0] == truth[5, 0] and ids[5, 1] == 4000  # equal distance: smaller id first
+    ids[5, [0, 1]] = ids[5, [1, 0]]
+    assert_exact(ids, tied, xq, 32)
 
 
 def test_hnsw_is_close_and_counts_its_work(emb):

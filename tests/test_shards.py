@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import brute_force
+from conftest import assert_exact, brute_force
 
 from mrlbench import shards
 from mrlbench.errors import ConfigError
@@ -37,8 +37,7 @@ def test_sharded_ids_equal_one_search_and_brute_force(registry, plugin):
         one = ids_of(backend(registry, plugin, 1), dim, 60)
         for n in (2, 3, 7):
             np.testing.assert_array_equal(ids_of(backend(registry, plugin, n), dim, 60), one)
-        truth = brute_force(XB, XQ, dim, 60)
-        assert (one == truth).mean() > 0.999  # float64 against float32: ties aside
+        assert_exact(one, XB, XQ, dim)
 
 
 def test_shards_smaller_than_k_and_more_shards_than_rows(registry):
@@ -186,6 +185,26 @@ def test_the_harness_shards_any_backend_that_declares_nearest():
     np.testing.assert_array_equal(ids_of(be, 16, 30), brute_force(XB, XQ, 16, 30))
     one = reg.create("backend", {"plugin": "numpy-exact", "shards": 1})[1]
     assert type(one) is NumpyExact and dict(one.table) == {"plugin": "numpy-exact", "shards": 1}
+
+
+class Lists(NumpyExact):
+    """Needs 40 rows per index (as IVF needs ``nlist``)."""
+
+    name = "lists"
+
+    def check_rows(self, rows):
+        if rows < 40:
+            raise ConfigError(f"lists = 40 is larger than the database ({rows} rows)")
+
+
+def test_each_shard_must_hold_the_rows_its_backend_needs():
+    be = shards.sharded(Lists(), 3)
+    be.check_rows(120)  # 40 rows a shard
+    with pytest.raises(ConfigError) as info:
+        be.check_rows(100)  # shards of 33, 34 and 33 rows
+    assert str(info.value) == (
+        "the smallest of its 3 shards: lists = 40 is larger than the database (33 rows)"
+    )
 
 
 def test_shards_on_a_backend_without_nearest_or_not_a_count_is_one_clear_line():

@@ -43,6 +43,7 @@ from mrlbench_plugins.faiss.ivf_train import (
     assign,
     kmeans,
     list_means,
+    train_count,
     train_encoder,
     train_rows,
     train_sample,
@@ -167,6 +168,10 @@ class FaissIVFBase(FaissBackend):
 
     def check_train_rows(self, rows: int) -> None:
         """Raise a DataError when ``rows`` cannot train the encoder."""
+
+    def check_rows(self, rows: int) -> None:
+        """A database of ``rows`` rows must train ``nlist`` lists (and the encoder)."""
+        self.check_train_rows(train_count(rows, self.nlist, self.train_size, self.train_minimum))
 
     def train_adanns(
         self, sample: np.ndarray, rotated: np.ndarray, dim: int, coarse_dim: int

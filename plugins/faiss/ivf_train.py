@@ -44,15 +44,20 @@ def _numbered(chunks: Iterable[np.ndarray]) -> Iterable[tuple[int, np.ndarray]]:
         start += len(chunk)
 
 
-def train_rows(n: int, nlist: int, train_size: int | None, minimum: int) -> int:
-    """How many rows to train on; a DataError when the database cannot train ``nlist``
-    lists, a warning below FAISS's 39 points per list."""
+def train_count(n: int, nlist: int, train_size: int | None, minimum: int) -> int:
+    """How many of ``n`` database rows to train on; a DataError when they cannot train
+    ``nlist`` lists."""
     if n < nlist:
         raise DataError(
             f"nlist = {nlist} is larger than the database ({n} rows): "
             "k-means needs at least one row per list"
         )
-    rows = min(n, train_size if train_size else max(POINTS_PER_LIST * nlist, minimum))
+    return min(n, train_size if train_size else max(POINTS_PER_LIST * nlist, minimum))
+
+
+def train_rows(n: int, nlist: int, train_size: int | None, minimum: int) -> int:
+    """``train_count``, with a warning below FAISS's 39 points per list."""
+    rows = train_count(n, nlist, train_size, minimum)
     if rows < MIN_POINTS_PER_LIST * nlist:
         warnings.warn(
             f"training {nlist} IVF lists on {rows} rows: k-means wants at least "

@@ -55,7 +55,10 @@ def dataset_identity(dataset: Dataset) -> tuple[str, dict[str, Any]]:
 
 
 class ImageEncoder(Encoder):
-    """Shared by the two encoders: dataset, cache, training and encoding.
+    """Shared by the two encoders: dataset, cache, training and encoding. The database
+    size is known only once encoded, so it is not checked before a run
+    (``Encoder.database_size`` is ``None``): a k, shortlist or ks entry larger than the
+    database fails its rows when they run.
 
     Args:
         dataset: Dataset plugin, ``"name"`` or ``{ plugin = "name", ... }``.
