@@ -22,6 +22,7 @@ from mrlbench.console import (
 from mrlbench.console import console as terminal
 from mrlbench.cost import rerank_mflops, search_mflops
 from mrlbench.errors import ConfigError, DataError, MrlbenchError, error_line, missing, requires
+from mrlbench.execution import Executor, Placement, WorkUnit
 from mrlbench.hookspecs import hookimpl
 from mrlbench.index_cache import index_path
 from mrlbench.knn import ExactIndex, exact_knn
@@ -43,15 +44,12 @@ from mrlbench.types import (
     Dataset,
     Embeddings,
     Encoder,
-    Executor,
     Observer,
-    Placement,
     Retrieval,
     RetrievalContext,
     SearchRequest,
     Shortlist,
     Strategy,
-    WorkUnit,
 )
 from mrlbench.vectors import block_rows, normalize_rows
 

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from mrlbench.errors import ConfigError
+from mrlbench.execution import Executor
 from mrlbench.metrics import MODES
 from mrlbench.plugins import Registry, absolute
 from mrlbench.store import cache_dir
-from mrlbench.types import Backend, Component, Encoder, Executor, Strategy
+from mrlbench.types import Backend, Component, Encoder, Strategy
 
 RUN_DEFAULTS: dict[str, Any] = {
     "out": "results/run",

@@ -14,17 +14,9 @@ import pluggy
 
 from mrlbench import hookspecs
 from mrlbench.errors import ConfigError
+from mrlbench.execution import Executor, Placement
 from mrlbench.shards import sharded
-from mrlbench.types import (
-    Backend,
-    Component,
-    Dataset,
-    Encoder,
-    Executor,
-    Placement,
-    Strategy,
-    accepted_arguments,
-)
+from mrlbench.types import Backend, Component, Dataset, Encoder, Strategy, accepted_arguments
 
 PLUGINS_DIR_ENV = "MRLBENCH_PLUGINS_DIR"
 BLOCK_ENV = "MRLBENCH_BLOCK_PLUGINS"  # comma-separated plugin (entry point) names to skip

@@ -21,6 +21,7 @@ from mrlbench.config import RunConfig, Spec
 from mrlbench.context import Context
 from mrlbench.env import session_id
 from mrlbench.errors import DataError, MrlbenchError, UnavailableError, WriteError, error_line
+from mrlbench.execution import Executor
 from mrlbench.leaderboard import Row
 from mrlbench.plugins import load as load_plugins
 from mrlbench.plugins import loaded_dirs, registry, worker_env
@@ -28,7 +29,7 @@ from mrlbench.resume import cached
 from mrlbench.sink import Recorder, replay
 from mrlbench.store import digest
 from mrlbench.timing import percentile_ms
-from mrlbench.types import Backend, Encoder, Executor, Observer, Retrieval, SearchRequest, Strategy
+from mrlbench.types import Backend, Encoder, Observer, Retrieval, SearchRequest, Strategy
 
 P99_LEAST = 100  # a p99 of fewer samples is left blank (of 20 it is their maximum)
 CELL_FORMAT = 3  # finished cells of an older format run again (3: effective keys, identity)

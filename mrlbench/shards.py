@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from mrlbench.errors import ConfigError, DataError, MrlbenchError
-from mrlbench.types import Backend, Placement
+from mrlbench.execution import Placement
+from mrlbench.types import Backend
 from mrlbench.vectors import PrefixBlocks
 
 
