@@ -179,8 +179,10 @@ def test_the_reference_is_offered_by_a_strategy_not_named_by_tune():
     space = TuneSpace((64, 8, 16, 16), 3000, 10, exact=False)
     assert space.dims == (8, 16, 64)
     references = [c for c in tune.offers(space) if c.role == "reference"]
-    assert [(c.table, c.name) for c in references] == [({"plugin": "flat"}, "flat")]
-    assert references[0].mflops == pytest.approx(3000 * 64 / 1e6)  # on exact search
+    # flat's own (a test's plugin folder may have registered a subclass offering its own)
+    (flat,) = [c for c in references if c.table == {"plugin": "flat"}]
+    assert flat.name == "flat"
+    assert flat.mflops == pytest.approx(3000 * 64 / 1e6)  # on exact search
     assert all(c.role != "reference" for c in tune.candidates([8, 16, 64], 3000, 10))
     source = Path(tune.__file__).read_text()
     for plugin in ("flat", "adaptive", "funnel"):
