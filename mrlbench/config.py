@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mrlbench import sweep
 from mrlbench.errors import ConfigError
 from mrlbench.metrics import MODES
 from mrlbench.plugins import Registry, absolute
@@ -45,6 +46,11 @@ class Spec(Generic[C]):
     component: C
     table: dict[str, Any]
     queries: int | None = None  # encoders: ``queries = N``, a seeded sample of N queries
+
+    def identity(self) -> dict[str, Any]:
+        """The table as results depend on it, for resume keys: a swept value's label
+        is left out of its name (``mrlbench.sweep.identity``)."""
+        return sweep.identity(self.table)
 
 
 @dataclass(frozen=True)
@@ -169,13 +175,14 @@ def build(
                 if not isinstance(queries, int) or isinstance(queries, bool) or queries < 1:
                     raise ConfigError("encoder key 'queries' must be a positive integer")
                 table = {k: v for k, v in table.items() if k != "queries"}
-            label, component = registry.create(kind, table, base, placement)
-            full = dict(component.table)  # paths made absolute
-            if "name" in table:
-                full = {"plugin": full.pop("plugin"), "name": table["name"], **full}
-            if queries is not None:
-                full["queries"] = queries
-            specs[section].append(Spec(label, component, full, queries))
+            for one in _expanded(kind, table, registry):  # a sweep: one table per value
+                label, component = registry.create(kind, one, base, placement)
+                full = dict(component.table)  # paths made absolute
+                if "name" in one:
+                    full = {"plugin": full.pop("plugin"), "name": one["name"], **full}
+                if queries is not None:
+                    full["queries"] = queries
+                specs[section].append(Spec(label, component, full, queries))
         _check_unique(specs[section], section)
     _check_types(specs)
     out_dir = Path(settings["out"])
@@ -192,6 +199,19 @@ def build(
         executor=executor,
         **specs,
     )
+
+
+def _expanded(kind: str, table: dict[str, Any], registry: Registry) -> list[dict[str, Any]]:
+    """A backend or strategy table with numeric keys as lists (``mrlbench.sweep``): one
+    table per combination, its ``name`` the label with the values appended. Any other
+    table, or one naming no known plugin (``create`` says why), as it is."""
+    plugin, name = table.get("plugin"), table.get("name", table.get("plugin"))
+    if kind not in ("backend", "strategy") or not isinstance(plugin, str):
+        return [table]
+    if plugin not in registry.names(kind) or not isinstance(name, str):
+        return [table]
+    found = sweep.expand(registry.get(kind, plugin).cls, table, f"{kind} plugin '{plugin}'")
+    return [{**one, "name": name + suffix} if suffix else one for one, suffix in found]
 
 
 def _executor(value: Any, registry: Registry, base: Path | None) -> Spec[Executor]:

@@ -113,7 +113,7 @@ class Context:
     def _key(self, dim: int, k: int) -> dict:
         return {
             "data": self.data_key,
-            "backend": self.be.table,
+            "backend": self.be.identity(),
             "dim": dim,
             "k": k,
             "timing": self.cfg.timing(),

@@ -131,7 +131,8 @@ class Pair:
             key = cell_key(cfg, self._ctx.data_key, enc, be, st)
             path = cfg.out / "cells" / f"{digest(key)}.json"
             done = cached(path, key)
-            rows = [Row.from_record(rec) for rec in done] if isinstance(done, list) else None
+            labels = {"backend": be.label, "strategy": st.label}  # this config's (a sweep's)
+            rows = [Row.from_record(r | labels) for r in done] if isinstance(done, list) else None
             self._cells.append(_Cell(i, st, path, key, rows))
         return True
 
@@ -274,7 +275,7 @@ def cell_key(
     cfg: RunConfig, data_key: str, enc: Spec[Encoder], be: Spec[Backend], st: Spec[Strategy]
 ) -> list[Any]:
     """What a finished cell was computed from (its resume key)."""
-    key = [CELL_FORMAT, data_key, enc.table, be.table, st.table, cfg.ks, cfg.metrics]
+    key = [CELL_FORMAT, data_key, enc.table, be.identity(), st.identity(), cfg.ks, cfg.metrics]
     key.append(cfg.timing())
     return key
 
