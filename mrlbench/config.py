@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mrlbench import sweep
 from mrlbench.errors import ConfigError
 from mrlbench.execution import Executor
 from mrlbench.metrics import MODES
@@ -51,8 +52,15 @@ class Spec(Generic[C]):
 
     def key(self) -> dict[str, Any]:
         """What its results depend on, for resume keys: the table as written (label,
-        ``queries`` and paths included) with every left-out argument at its default."""
-        return {**self.component.effective_table(), **self.table}
+        ``queries`` and paths included) with every left-out argument at its default, a
+        swept value's label left out of its name (``mrlbench.sweep.identity``), so that
+        a swept value and the same value written by hand share results."""
+        return {**self.component.effective_table(), **sweep.identity(self.table)}
+
+    @property
+    def base_label(self) -> str:
+        """Its label without the ``key=value`` tokens a sweep added (file names)."""
+        return str(sweep.identity(self.table).get("name", self.table.get("plugin", "")))
 
 
 @dataclass(frozen=True)
@@ -183,13 +191,14 @@ def build(
                 if not isinstance(queries, int) or isinstance(queries, bool) or queries < 1:
                     raise ConfigError("encoder key 'queries' must be a positive integer")
                 table = {k: v for k, v in table.items() if k != "queries"}
-            label, component = registry.create(kind, table, base, placement)
-            full = dict(component.table)  # paths made absolute
-            if "name" in table:
-                full = {"plugin": full.pop("plugin"), "name": table["name"], **full}
-            if queries is not None:
-                full["queries"] = queries
-            specs[section].append(Spec(label, component, full, queries))
+            for one in _expanded(kind, table, registry):  # a sweep: one table per value
+                label, component = registry.create(kind, one, base, placement)
+                full = dict(component.table)  # paths made absolute
+                if "name" in one:
+                    full = {"plugin": full.pop("plugin"), "name": one["name"], **full}
+                if queries is not None:
+                    full["queries"] = queries
+                specs[section].append(Spec(label, component, full, queries))
         _check_unique(specs[section], section)
     _check_types(specs)
     out_dir = Path(settings["out"])
@@ -206,6 +215,19 @@ def build(
         executor=executor,
         **specs,
     )
+
+
+def _expanded(kind: str, table: dict[str, Any], registry: Registry) -> list[dict[str, Any]]:
+    """A backend or strategy table with numeric keys as lists (``mrlbench.sweep``): one
+    table per combination, its ``name`` the label with the values appended. Any other
+    table, or one naming no known plugin (``create`` says why), as it is."""
+    plugin, name = table.get("plugin"), table.get("name", table.get("plugin"))
+    if kind not in ("backend", "strategy") or not isinstance(plugin, str):
+        return [table]
+    if plugin not in registry.names(kind) or not isinstance(name, str):
+        return [table]
+    found = sweep.expand(registry.get(kind, plugin).cls, table, f"{kind} plugin '{plugin}'")
+    return [{**one, "name": name + suffix} if suffix else one for one, suffix in found]
 
 
 def _executor(value: Any, registry: Registry, base: Path | None) -> Spec[Executor]:

@@ -59,7 +59,7 @@ class Context:
         first = self.embeddings(self.encoder.dims[0], check=False)
         self.model = enc.label
         self.dataset = first.query_dataset
-        self.index_name = neighbors.file_tag(be.label, self.backend)
+        self.index_name = neighbors.file_tag(be.base_label, self.backend)
         self.n_database = len(first.database)
         self.n_queries = len(first.queries)
         self.labels = (first.database_labels, first.query_labels)

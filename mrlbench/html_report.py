@@ -17,7 +17,7 @@ import numpy as np
 
 from mrlbench import leaderboard as lb
 from mrlbench import neighbors as nbfiles
-from mrlbench import plots
+from mrlbench import plots, sweep_plot
 from mrlbench.leaderboard import Row, single_shot
 from mrlbench.sampling import sampled_rows
 from mrlbench.store import read_json, write_text
@@ -250,6 +250,26 @@ PLOT_KEY = (
 )
 
 
+SWEEP_KEY = (
+    "ann-benchmarks' plot: each line one swept family (the same encoder, backend, strategy "
+    "and row but for the values in its labels), each point noted with its values; "
+    "queries per second from the batch search (log axis)."
+)
+
+
+def _sweep(run: Path, rows: Sequence[Row], ks: Sequence[int]) -> list[str]:
+    """The sweep section (``mrlbench.sweep_plot``): nothing when no family is swept."""
+    figure = sweep_plot.recall_qps(rows, ks)
+    if figure is None:
+        return []
+    name = plots.draw(figure, run).name
+    return [
+        f"<h2>{sweep_plot.METRIC} against queries per second (sweeps)</h2>",
+        f"<p class='meta'>{SWEEP_KEY}</p>",
+        f"<img src='{name}' alt='{sweep_plot.METRIC} against queries per second'>",
+    ]
+
+
 def write(
     run: Path,
     rows: Sequence[Row],
@@ -293,6 +313,7 @@ def write(
         "<p class='meta'>Points, not lines: a measured time need not grow with dims. "
         f"{PLOT_KEY}</p>",
         f"<img src='{figures[2]}' alt='{metric} against latency'>",
+        *_sweep(run, rows, ks),
         f"<h2>Accuracy view (sorted by {metric})</h2>",
         _views(rows, by_accuracy, accuracy_cols, counts),
         "<h2>Cost view (pareto: single-shot rows on the frontier)</h2>",

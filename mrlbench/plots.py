@@ -56,6 +56,7 @@ class Plot:
     ylabel: str
     series: tuple[Series, ...]
     logx: bool = False
+    logy: bool = False  # the sweep plot's queries per second (ann-benchmarks' axes)
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,8 @@ def draw(figure: Figure, out: Path) -> Path:
             handles.setdefault(s.label, handle)
         if panel.logx:
             _log_axis(ax, panel)
+        if panel.logy:
+            ax.set_yscale("log")
         ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
         ax.grid(True, alpha=0.3)
         ax.grid(True, which="minor", axis="x", alpha=0.12)

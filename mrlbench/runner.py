@@ -147,7 +147,8 @@ class Pair:
             key = cell_key(cfg, self._ctx.data_key, enc, be, st, self.identity)
             path = cfg.out / "cells" / f"{digest(key)}.json"
             done = cached(path, key)
-            rows = [Row.from_record(rec) for rec in done] if isinstance(done, list) else None
+            labels = {"backend": be.label, "strategy": st.label}  # this config's (a sweep's)
+            rows = [Row.from_record(r | labels) for r in done] if isinstance(done, list) else None
             self._cells.append(_Cell(i, st, path, key, rows))
         return True
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from PIL import Image
 
-from mrlbench import plots
+from mrlbench import plots, sweep_plot
 from mrlbench.leaderboard import Row
 
 ROWS = [
@@ -60,6 +60,36 @@ def test_plots_are_valid_pngs(tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(path) as img:
             img.verify()
+
+
+def test_sweep_plot_data(tmp_path):
+    def row(backend: str, recall: float | None, qps: float) -> Row:
+        metrics = {} if recall is None else {"knn_recall@10": recall}
+        return Row("mrl", "d", backend, "CPU", "flat", "flat@16", "16", metrics=metrics, qps=qps)
+
+    swept = [row(f"faiss-hnsw ef_search={ef}", r, q) for ef, r, q in SWEPT]
+    rows = [*swept, row("faiss-exact", 1.0, 100.0)]
+    figure = sweep_plot.recall_qps(rows, [10])
+    assert figure is not None and figure.name == "plot_recall_vs_qps"
+    (panel,) = figure.panels  # one per dataset; faiss-exact is no sweep: not drawn
+    assert (panel.title, panel.xlabel, panel.logy) == ("d: ef_search swept", "knn_recall@10", True)
+    line, dominated = panel.series
+    assert (line.label, line.x, line.y, line.notes) == (
+        "mrl faiss-hnsw flat@16",
+        (0.8, 0.95),
+        (900.0, 600.0),
+        ("16", "64"),
+    )
+    assert line.line and not dominated.line  # ef 32: less recall and fewer QPS than ef 64
+    assert (dominated.label, dominated.x, dominated.notes) == (line.label, (0.9,), ("32",))
+    path = plots.draw(figure, tmp_path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sweep_plot.recall_qps(rows[2:], [10]) is None  # one value: no sweep
+    assert sweep_plot.recall_qps(rows, [25]) is None  # no knn_recall@10
+    assert sweep_plot.recall_qps([row(r.backend, None, 1.0) for r in swept], [10]) is None
+
+
+SWEPT = [(16, 0.8, 900.0), (32, 0.9, 500.0), (64, 0.95, 600.0)]
 
 
 @pytest.fixture(scope="session")

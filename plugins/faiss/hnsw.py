@@ -1,7 +1,12 @@
 """Backend ``faiss-hnsw``: ``IndexHNSWFlat`` on the CPU; its cost is the measured number
-of distance computations (``faiss.cvar.hnsw_stats.ndis``). The search beam is at least
-``k`` wide (efSearch = max(ef_search, k)), as the reference's FAISS sized it: FAISS 1.15
-does not widen it itself and returns -1 for most of a list longer than efSearch."""
+of distance computations (``faiss.cvar.hnsw_stats.ndis``).
+
+A search runs ``efSearch = ef_search`` as written, whatever ``k`` is (as ann-benchmarks
+sets it). FAISS (``HNSW.cpp``, ``search_impl``) gives its candidate queue room for
+``max(efSearch, k)`` entries but stops the level-0 walk on ``efSearch``, so the walk, its
+distance computations and its time are the same for every ``k``, and the list is the
+best ``k`` of the nodes that walk visited: a beam narrower than ``k`` can leave -1 ids
+(the row's ``missing_ids``) and costs recall, which is what that setting does."""
 
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ class FaissHNSW(FaissBackend):
     Args:
         M: Graph neighbours per node (the index file's ``hnswM`` name).
         ef_construction: Beam width while the graph is built (index cached per value).
-        ef_search: Beam width while searching; widened to ``k`` when smaller.
+        ef_search: Beam width while searching (FAISS's efSearch), as written, also when
+            smaller than ``k``; a list sweeps it.
     """
 
     name = "faiss-hnsw"
@@ -67,7 +73,7 @@ class FaissHNSW(FaissBackend):
 
     def search(self, index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, float]:
         faiss = load()
-        index.hnsw.efSearch = max(self.ef_search, k)
+        index.hnsw.efSearch = self.ef_search  # as written: no silent max(ef, k)
         stats = faiss.cvar.hnsw_stats
         stats.reset()
         _, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)

@@ -88,7 +88,7 @@ def print_results(results: list[dict[str, Any]]) -> None:
     "--ef-search",
     default=64,
     show_default=True,
-    help="HNSW efSearch (widened to --k when smaller, as configs do).",
+    help="HNSW efSearch, widened to --k when smaller (the reference's long lists).",
 )
 @click.option(
     "--dims",
@@ -115,7 +115,7 @@ def search_command(
     as_json,
 ):
     """k-NN shortlists at each prefix size (the faiss_nn notebook)."""
-    backend = index_backend(index_name, ef_search)
+    backend = index_backend(index_name, max(ef_search, k))  # a full list of k ids
     emb = load_embeddings(arrays, dataset_of(dataset), config, query_dataset=query_dataset)
     width = emb.database.shape[1]
     dims = dims or [d for d in DIMS if d <= width]
