@@ -28,7 +28,7 @@ from mrlbench.sink import Recorder, replay
 from mrlbench.store import digest
 from mrlbench.types import Backend, Encoder, Executor, Observer, Retrieval, SearchRequest, Strategy
 
-CELL_FORMAT = 2  # finished cells of an older format (before knn_recall) run again
+CELL_FORMAT = 3  # finished cells of an older format run again (3: knn_recall by distance)
 
 
 @contextlib.contextmanager
@@ -338,20 +338,20 @@ def compute_cells(ctx: Context, cells: list[_Cell], observer: Observer) -> None:
 
 
 def _knn_recall(cfg: RunConfig, ctx: Context, r: Retrieval) -> dict[str, float]:
-    """``knn_recall@k`` of a row against exact search at its final dim: 1 for a row
-    of one exact search (by definition; NaN past its list's length); computed for every
-    other row (ANN searches, reranked rows); empty for a row without dims."""
+    """``knn_recall@k`` measured against exact search at a row's final dim (``Context.
+    knn_recall``) for every row, exact ones too, but one whose only search is the truth's
+    own computation (``Backend.truth_kernel``): 1 (NaN past its list) only because it is
+    that same computation. Empty for a row without dims."""
     if not r.dims:
         return {}
     width = np.shape(r.ids)[1]
-    if ctx.backend.exact and len(r.dims) == 1:
+    if ctx.backend.truth_kernel and len(r.dims) == 1:
         return {f"knn_recall@{k}": 1.0 if k <= width else float("nan") for k in cfg.ks}
     try:
-        truth = ctx.truth(r.dims[-1])
+        return ctx.knn_recall(r.ids, r.dims[-1])
     except Exception as exc:  # the row stands without it
         warnings.warn(f"{r.label}: no knn_recall ({error_line(exc)})", stacklevel=2)
         return {}
-    return metrics.knn_recall(r.ids, truth, cfg.ks)
 
 
 def _row(
