@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench import neighbors
+from mrlbench import metrics, neighbors
 from mrlbench.config import RunConfig, Spec
 from mrlbench.errors import DataError, MrlbenchError, WriteError
 from mrlbench.index_cache import index_entry
@@ -21,7 +21,7 @@ from mrlbench.search_stage import check_request, search_dim
 from mrlbench.sink import Direct
 from mrlbench.store import digest, scan
 from mrlbench.timing import Untimed, best_of, one_at_a_time, stopwatch
-from mrlbench.truth import ground_truth
+from mrlbench.truth import Truth, ground_truth, neighbour_distances
 from mrlbench.types import (
     Backend,
     Embeddings,
@@ -74,7 +74,7 @@ class Context:
         self._found: dict[tuple[int, int], Shortlist | Exception] = {}
         self._query_seconds: dict[tuple[int, int], np.ndarray] = {}
         self.spreads: list[float] = []  # of the stages timed since the runner last cleared it
-        self._truth: dict[int, np.ndarray] = {}
+        self._truth: dict[int, Truth] = {}
 
     @staticmethod
     def _fingerprint(emb: Embeddings) -> str:
@@ -184,9 +184,10 @@ class Context:
             ids = result.ids if kept.shape[1] < k else self.sink.stored(npy, kept)  # mapped
             self._keep(dim, k, ids, done, str(npy.relative_to(self.cfg.out)))
 
-    def truth(self, dim: int) -> np.ndarray:
-        """The exact top-``max(ks)`` of every query at ``dim`` (``knn_recall``'s ground
-        truth), computed once and cached (``mrlbench.truth``); never timed."""
+    def truth(self, dim: int) -> Truth:
+        """The exact top-``max(ks)`` of every query at ``dim`` with their distances
+        (``knn_recall``'s ground truth), computed once and cached (``mrlbench.truth``);
+        never timed."""
         if dim not in self._truth:
             emb = self.embeddings(dim)
             self.observer.begin(f"{self.model}: exact ground truth {dim}d", len(emb.database))
@@ -195,6 +196,17 @@ class Context:
                 emb, dim, self.longest_k, data, self.cfg.threads, self.observer.advance
             )
         return self._truth[dim]
+
+    def knn_recall(self, ids: np.ndarray, dim: int) -> dict[str, float]:
+        """``knn_recall@k`` of neighbours ``ids`` found at final dim ``dim``, measured with
+        ann-benchmarks' rule (``metrics.knn_recall``): each returned id's distance is
+        computed from the arrays (only the rows returned are read) and compared with the
+        k-th true distance + 1e-3. Never timed."""
+        truth = self.truth(dim)
+        ids = np.asarray(ids[:, : self.longest_k], dtype=np.int64)
+        emb = self.embeddings(dim)
+        found = neighbour_distances(emb.database, emb.queries, ids, dim, truth, self.cfg.threads)
+        return metrics.knn_recall(ids, truth.ids, self.cfg.ks, found, truth.distances)
 
     def search(self, dim: int, k: int | None = None) -> Shortlist:
         k = k or self.longest_k

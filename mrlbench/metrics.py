@@ -158,33 +158,59 @@ def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
 
 
-def knn_recall(ids: np.ndarray, truth: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
-    """``knn_recall@k`` for each k of ``ks``: the mean fraction of the exact search's
-    top-k (``truth``, (m, >= k)) found among a row's top-k ``ids`` (ann-benchmarks'
-    k-NN recall). Ids of -1 match nothing; NaN where a list is shorter than k."""
+KNN_EPSILON = 1e-3  # ann-benchmarks' distance slack for k-NN recall
+
+
+def knn_recall(
+    ids: np.ndarray,
+    truth: np.ndarray,
+    ks: Sequence[int],
+    distances: np.ndarray | None = None,
+    truth_distances: np.ndarray | None = None,
+    epsilon: float = KNN_EPSILON,
+) -> dict[str, float]:
+    """``knn_recall@k`` for each k of ``ks``, ann-benchmarks' rule: per query, the
+    fraction of a row's first k ``ids`` that count, averaged over queries. A returned id
+    counts when its distance to the query (``distances``, (m, >= k), aligned with
+    ``ids``) is at most the k-th true distance (``truth_distances``, (m, >= k), ascending)
+    plus ``epsilon``, so a tie or a duplicate of a true neighbour counts; one of the
+    truth's own first k (``truth``, (m, >= k) ids) always counts, as its distance is at
+    most the k-th. Without distances only that id match is known: the id-set recall.
+    Ids of -1 never count; NaN where a list is shorter than k."""
     ids, truth = np.asarray(ids), np.asarray(truth)
     if len(ids) != len(truth):
         raise DataError(f"{len(ids)} neighbour rows but {len(truth)} ground-truth rows")
+    if (distances is None) != (truth_distances is None):
+        raise ValueError("give both the returned and the true distances, or neither")
     out = {}
     for k in sorted(set(int(k) for k in ks)):
         if k > ids.shape[1] or k > truth.shape[1]:
             out[f"knn_recall@{k}"] = float("nan")
             continue
-        found, exact = np.sort(ids[:, :k], axis=1), np.sort(truth[:, :k], axis=1)
-        # per row: how many of ``found`` are in ``exact`` (both sorted, ids distinct)
-        where = np.clip(_rowwise_searchsorted(exact, found), 0, k - 1)
-        hit = (np.take_along_axis(exact, where, axis=1) == found) & (found >= 0)
+        found = ids[:, :k]
+        hit = (positions(found, truth[:, :k]) >= 0) & (found >= 0)
+        if distances is not None and truth_distances is not None:
+            within = np.asarray(truth_distances)[:, k - 1 : k] + epsilon
+            hit |= (np.asarray(distances)[:, :k] <= within) & (found >= 0)
         out[f"knn_recall@{k}"] = float(hit.sum(axis=1).mean() / k)
     return out
 
 
-def _rowwise_searchsorted(sorted_rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``np.searchsorted`` of each row of ``values`` in the same row of ``sorted_rows``,
-    vectorised by offsetting each row into its own range."""
-    m = len(sorted_rows)
-    low = min(int(sorted_rows.min(initial=0)), int(values.min(initial=0)))
-    span = max(int(sorted_rows.max(initial=0)), int(values.max(initial=0))) - low + 1
+def positions(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """(m, n) int64: where each of ``ids[i]`` stands in ``table[i]`` (ids distinct within
+    a row of ``table``), -1 where it is absent; vectorised by offsetting each row of the
+    sorted table into its own range."""
+    ids, table = np.asarray(ids, dtype=np.int64), np.asarray(table, dtype=np.int64)
+    m, width = table.shape
+    if width == 0 or ids.size == 0:
+        return np.full(ids.shape, -1, dtype=np.int64)
+    order = np.argsort(table, axis=1, kind="stable")
+    ordered = np.take_along_axis(table, order, axis=1)
+    low = min(int(ordered.min()), int(ids.min()))
+    span = max(int(ordered.max()), int(ids.max())) - low + 1
     offset = (np.arange(m, dtype=np.int64) * span)[:, None]
-    flat = (sorted_rows.astype(np.int64) - low + offset).ravel()
-    pos = np.searchsorted(flat, (values.astype(np.int64) - low + offset).ravel())
-    return pos.reshape(values.shape) - np.arange(m)[:, None] * sorted_rows.shape[1]
+    flat = (ordered - low + offset).ravel()
+    pos = np.searchsorted(flat, (ids - low + offset).ravel()).reshape(ids.shape)
+    pos = np.clip(pos - np.arange(m)[:, None] * width, 0, width - 1)
+    match = np.take_along_axis(ordered, pos, axis=1) == ids
+    return np.where(match, np.take_along_axis(order, pos, axis=1), -1)

@@ -32,7 +32,8 @@ from mrlbench.timing import percentile_ms
 from mrlbench.types import Backend, Encoder, Observer, Retrieval, SearchRequest, Strategy
 
 P99_LEAST = 100  # a p99 of fewer samples is left blank (of 20 it is their maximum)
-CELL_FORMAT = 3  # finished cells of an older format run again (3: effective keys, identity)
+CELL_FORMAT = 4  # finished cells of an older format run again (4: effective keys, identity,
+# knn_recall by distance)
 
 
 @contextlib.contextmanager
@@ -365,20 +366,20 @@ def compute_cells(ctx: Context, cells: list[_Cell], observer: Observer) -> None:
 
 
 def _knn_recall(cfg: RunConfig, ctx: Context, r: Retrieval) -> dict[str, float]:
-    """``knn_recall@k`` of a row against exact search at its final dim: 1 for a row
-    of one exact search (by definition; NaN past its list's length); computed for every
-    other row (ANN searches, reranked rows); empty for a row without dims."""
+    """``knn_recall@k`` measured against exact search at a row's final dim (``Context.
+    knn_recall``) for every row, exact ones too, but one whose only search is the truth's
+    own computation (``Backend.truth_kernel``): 1 (NaN past its list) only because it is
+    that same computation. Empty for a row without dims."""
     if not r.dims:
         return {}
     width = np.shape(r.ids)[1]
-    if ctx.backend.exact and len(r.dims) == 1:
+    if ctx.backend.truth_kernel and len(r.dims) == 1:
         return {f"knn_recall@{k}": 1.0 if k <= width else float("nan") for k in cfg.ks}
     try:
-        truth = ctx.truth(r.dims[-1])
+        return ctx.knn_recall(r.ids, r.dims[-1])
     except Exception as exc:  # the row stands without it
         warnings.warn(f"{r.label}: no knn_recall ({error_line(exc)})", stacklevel=2)
         return {}
-    return metrics.knn_recall(r.ids, truth, cfg.ks)
 
 
 def _row(

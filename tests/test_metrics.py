@@ -139,3 +139,30 @@ def test_knn_recall_against_brute_force_sets():
             [len(set(a[:k][a[:k] >= 0]) & set(b[:k])) / k for a, b in zip(ids, truth, strict=True)]
         )
         assert knn_recall(ids, truth, [k])[f"knn_recall@{k}"] == pytest.approx(want, abs=1e-12)
+
+
+def test_knn_recall_tolerance_edge_counts_at_exactly_kth_plus_epsilon():
+    from mrlbench.metrics import KNN_EPSILON, knn_recall
+
+    truth = np.array([[0, 1, 2]])
+    true_d = np.array([[0.25, 0.5, 0.75]])
+    edge = true_d[0, 1] + KNN_EPSILON  # the k-th true distance (k=2) + 1e-3, as computed
+    beyond = np.nextafter(edge, np.inf)
+    ids = np.array([[7, 8, 9]])  # none of them the truth's: only distances decide
+    got = knn_recall(ids, truth, [1, 2, 3], np.array([[0.25, edge, beyond]]), true_d)
+    assert got["knn_recall@1"] == 1.0  # 0.25 <= 0.25 + 1e-3
+    assert got["knn_recall@2"] == 1.0  # exactly at the edge counts
+    assert got["knn_recall@3"] == pytest.approx(1.0)  # beyond 0.5 + 1e-3 but within 0.75's
+    over = knn_recall(ids, truth, [2], np.array([[0.25, beyond, 0.0]]), true_d)
+    assert over["knn_recall@2"] == 0.5  # one ulp past the edge: a miss
+    assert KNN_EPSILON == 1e-3  # ann-benchmarks' epsilon
+
+
+def test_knn_recall_by_distance_never_counts_a_missing_id():
+    from mrlbench.metrics import knn_recall
+
+    truth, true_d = np.array([[0, 1]]), np.array([[0.1, 0.2]])
+    got = knn_recall(np.array([[-1, 0]]), truth, [2], np.array([[0.0, 0.1]]), true_d)
+    assert got["knn_recall@2"] == 0.5  # -1 never counts, even at a small distance
+    with pytest.raises(ValueError, match="both"):
+        knn_recall(np.array([[0, 1]]), truth, [2], np.array([[0.1, 0.2]]))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_exact, brute_force, funnel
+from conftest import assert_exact, brute_force, funnel, normalized
 
 from mrlbench import metrics
 from mrlbench.leaderboard import names
@@ -114,6 +114,15 @@ def brute_recall(ids: np.ndarray, truth: np.ndarray, k: int) -> float:
     )
 
 
+def ann_recall(xb: np.ndarray, xq: np.ndarray, ids: np.ndarray, dim: int, k: int) -> float:
+    """ann-benchmarks' k-NN recall by brute force in float64: a returned id counts when
+    its euclidean distance is within the k-th true distance + 1e-3."""
+    b, q = normalized(xb, dim), normalized(xq, dim)
+    dist = np.sqrt(((q[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    kth = np.sort(dist, axis=1)[:, k - 1 : k]
+    return float((np.take_along_axis(dist, ids[:, :k], axis=1) <= kth + 1e-3).mean())
+
+
 def test_knn_recall_against_exact_search_by_brute_force(cli, config, arrays, tmp_path):
     out = tmp_path / "out"
     assert cli("run", config, "--out", out).code == 0
@@ -134,12 +143,66 @@ def test_knn_recall_against_exact_search_by_brute_force(cli, config, arrays, tmp
         )
         ids = np.load(out / path)
         final = int(row["dims"].split(",")[-1])
-        for k in (10, 25):
-            want = brute_recall(ids, truth[final], k)
-            assert row[f"knn_recall@{k}"] == pytest.approx(want, abs=0.01), (backend, label)
+        for k in (10, 25):  # the distance rule: ties within 1e-3 of the k-th count
+            want = ann_recall(arrays.xb, arrays.xq, ids, final, k)
+            assert row[f"knn_recall@{k}"] == pytest.approx(want, abs=1e-9), (backend, label)
+            assert row[f"knn_recall@{k}"] >= brute_recall(ids, truth[final], k) - 1e-9
         assert 0.0 < row["knn_recall@10"] <= 1.0
     funnel_row = rows[("faiss-exact", "funnel 8->16,32,64 @100,50,25")]
     assert funnel_row["knn_recall@100"] is None  # the funnel keeps 25
+
+
+EXACT_PAIR = """
+[run]
+ks = [10]
+
+[[encoders]]
+plugin = "arrays"
+name = "mrl"
+path = "{path}"
+dataset = "1K"
+config = "mrl1_e0_ff64"
+dims = [16, 64]
+
+[[backends]]
+plugin = "faiss-exact"
+device = "cpu"
+
+[[backends]]
+plugin = "torch-exact"
+device = "cpu"
+
+[[strategies]]
+plugin = "flat"
+"""
+
+
+def test_a_torch_exact_row_is_measured_and_only_the_truths_kernel_is_not(
+    cli, arrays, tmp_path, monkeypatch
+):
+    pytest.importorskip("torch")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MRLBENCH_CACHE", str(cache))
+    config = tmp_path / "exact.toml"
+    config.write_text(EXACT_PAIR.format(path=arrays.folder))
+    assert cli("run", config, "--out", tmp_path / "a").code == 0
+    rows = {(r["backend"], r["label"]): r for r in load_board(tmp_path / "a")}
+    for dim in (16, 64):  # exact either way; torch-exact's is measured against the truth
+        assert rows[("faiss-exact", f"flat@{dim}")]["knn_recall@10"] == 1.0
+        assert rows[("torch-exact", f"flat@{dim}")]["knn_recall@10"] == 1.0
+    stored = sorted((cache / "truth").glob("*-ids.npy"))
+    assert len(stored) == 2  # one ground truth per dim, made for the torch-exact rows
+    for ids_file in stored:  # a wrong truth: no id and no distance can match it
+        ids = np.load(ids_file)
+        np.save(ids_file, np.full_like(ids, -1))
+        distances = ids_file.with_name(ids_file.name.replace("-ids", "-distances"))
+        np.save(distances, np.zeros(ids.shape))
+    assert cli("run", config, "--out", tmp_path / "b").code == 0
+    rows = {(r["backend"], r["label"]): r for r in load_board(tmp_path / "b")}
+    for dim in (16, 64):
+        # the truth's own kernel (faiss-exact on the CPU, one search) is that computation
+        assert rows[("faiss-exact", f"flat@{dim}")]["knn_recall@10"] == 1.0
+        assert rows[("torch-exact", f"flat@{dim}")]["knn_recall@10"] == 0.0  # measured
 
 
 def test_rerun_reuses_completed_work(cli, config, tmp_path):

@@ -49,6 +49,11 @@ class FaissExact(FaissBackend):
     def exact(self) -> bool:
         return True
 
+    @property
+    def truth_kernel(self) -> bool:
+        # on the CPU a search is mrlbench.knn's exact_knn, as the ground truth runs it
+        return not self.use_gpu
+
     @classmethod
     def where(cls) -> str:
         n = gpu_count()
