@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mrlbench import cells, runner
 from mrlbench import config as configs
-from mrlbench import runner
 from mrlbench.config import C, Spec
 from mrlbench.context import Context
 from mrlbench.cost import search_mflops
@@ -85,7 +85,7 @@ def mrlbench_cell(benchmark: Any, tmp_path: Path) -> Callable[..., dict[str, Any
         row = rows[0]
         if not row.ok:
             raise ConfigError(f"the cell {row.status}: {row.error}")
-        with runner.threads(one):
+        with cells.threads(one):
             ctx = Context(one, enc, be, Observer())
             live = Live(ctx, set(st.component.searches(ctx.encoder.dims, ctx.n_database)))
             st.component.run(live)  # warm-up

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mrlbench import config, html_report, preflight, runner, tables
+from mrlbench import cells, config, html_report, preflight, runner, tables
 from mrlbench.config import RunConfig, Spec
 from mrlbench.env import describe, session_id
 from mrlbench.errors import DataError, MrlbenchError, error_line
@@ -47,7 +47,7 @@ def _execute(cfg: RunConfig, observer: Observer | None) -> Executed:
     specs += [cfg.executor] if cfg.executor else []
     components = {f"{spec.component.kind} {spec.label}": spec.component for spec in specs}
     session = session_id()
-    with runner.threads(cfg):
+    with cells.threads(cfg):
         env = describe(components) | {"threads": cfg.threads, "session": session}
         env |= {"executor": runner.executor_of(cfg).name}
         write_json(cfg.out / "env.json", env)  # this session; each one's is kept below

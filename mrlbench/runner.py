@@ -1,52 +1,26 @@
 """The runner: every encoder x backend x strategy cell, searches shared between the
-strategies of a pair, finished cells resumed; a failed cell keeps its row. Every cell
-runs on ``[run] threads`` threads (BLAS through threadpoolctl, the rest through each
-component's ``use_threads``)."""
+strategies of a pair, finished cells resumed; a failed cell keeps its row. The run's
+executor runs the pairs (``Pair``: a ``WorkUnit``) here or elsewhere (``mrlbench.worker``);
+the cells themselves are ``mrlbench.cells``."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from mrlbench import metrics
+from mrlbench.cells import Cell, blank, cell_key, compute_cells, threads
 from mrlbench.config import RunConfig, Spec
 from mrlbench.context import Context
 from mrlbench.env import session_id
-from mrlbench.errors import DataError, MrlbenchError, UnavailableError, WriteError, error_line
+from mrlbench.errors import MrlbenchError, WriteError, error_line
 from mrlbench.execution import Executor
 from mrlbench.leaderboard import Row
-from mrlbench.plugins import load as load_plugins
 from mrlbench.plugins import loaded_dirs, registry, worker_env
 from mrlbench.resume import cached
-from mrlbench.sink import Recorder, replay
+from mrlbench.sink import replay
 from mrlbench.store import digest
-from mrlbench.timing import percentile_ms
-from mrlbench.types import Backend, Encoder, Observer, Retrieval, SearchRequest, Strategy
-
-P99_LEAST = 100  # a p99 of fewer samples is left blank (of 20 it is their maximum)
-CELL_FORMAT = 4  # finished cells of an older format run again (4: effective keys, identity,
-# knn_recall by distance)
-
-
-@contextlib.contextmanager
-def threads(cfg: RunConfig) -> Iterator[None]:
-    """Every library on ``cfg.threads`` threads: BLAS and OpenMP through threadpoolctl,
-    and each available component's own pool (``use_threads``)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=cfg.threads):
-        for spec in cfg.specs():
-            if type(spec.component).availability() is None:
-                spec.component.use_threads(cfg.threads)
-        yield
+from mrlbench.types import Backend, Encoder, Observer, Strategy
+from mrlbench.worker import Outcome, Task, compute
 
 
 def run(cfg: RunConfig, observer: Observer | None = None, session: str = "") -> list[Row]:
@@ -80,17 +54,6 @@ def executor_of(cfg: RunConfig) -> Executor:
     return local
 
 
-@dataclass
-class _Cell:
-    """One strategy's cell of a pair: where its result is kept, and its rows once known."""
-
-    index: int  # the strategy's position in the config
-    st: Spec[Strategy]
-    path: Path
-    key: list[Any]
-    rows: list[Row] | None = None  # resumed, failed before running, or computed
-
-
 class Pair:
     """One encoder x backend pair of a run (a ``WorkUnit``): its cells share the pair's
     searches. ``run_here`` computes and writes in this process; ``prepare`` decides here
@@ -110,7 +73,7 @@ class Pair:
         self.label = f"{enc.label}/{be.label}"
         self.rows: list[Row] | None = None
         self.identity = cfg.identity()  # this process's: the driver's, for every cell
-        self._cells: list[_Cell] = []
+        self._cells: list[Cell] = []
         self._ctx: Context | None = None
         self._dataset = ""
 
@@ -150,7 +113,7 @@ class Pair:
             done = cached(path, key)
             labels = {"backend": be.label, "strategy": st.label}  # this config's (a sweep's)
             rows = [Row.from_record(r | labels) for r in done] if isinstance(done, list) else None
-            self._cells.append(_Cell(i, st, path, key, rows))
+            self._cells.append(Cell(i, st, path, key, rows))
         return True
 
     # ---------------------------------------------------------------------- one process
@@ -215,215 +178,3 @@ class Pair:
             self._give_up("failed", error)
             return
         self.rows = [row for cell in self._cells for row in cell.rows or []]
-
-
-@dataclass(frozen=True)
-class Task:
-    """What a worker needs to compute a pair's unfinished cells (picklable): the config
-    of that pair alone (resolved: absolute paths), the cells' strategy positions, the
-    data key the driver saw, and the plugin folders and environment to load."""
-
-    raw: dict[str, Any]
-    strategies: list[int]
-    data_key: str
-    identity: dict[str, Any]
-    session: str
-    label: str
-    plugins_dirs: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a worker computed: the rows of each cell (by strategy position) and the
-    writes of the run directory it recorded, for the driver to replay."""
-
-    strategies: list[int]
-    rows: list[list[Row]]
-    ops: list[tuple[Any, ...]]
-
-
-def compute(task: Task) -> Outcome:
-    """A pair's unfinished cells, computed in this process (a worker's), writing nothing
-    of the run directory: its files are recorded in the outcome. The components are
-    built again here from the config, by the registry, so plugin code runs here."""
-    from mrlbench import config
-
-    with _environment(task.env):
-        for folder in task.plugins_dirs:
-            load_plugins(folder)
-        if not task.plugins_dirs:
-            registry()
-        cfg = config.build(task.raw, registry())
-        enc, be = cfg.encoders[0], cfg.backends[0]
-        observer = Observer()
-        sink = Recorder(cfg.out)
-        with threads(cfg):
-            reason = type(enc.component).availability() or type(be.component).availability()
-            if reason:
-                raise UnavailableError(f"{task.label} cannot run on this worker: {reason}")
-            ctx = Context(cfg, enc, be, observer, sink, task.identity, task.session)
-            if ctx.data_key != task.data_key:
-                raise DataError(
-                    f"{task.label}: this worker ({socket.gethostname()}) reads other arrays "
-                    "than the driver: the arrays (and image folders, checkpoints, "
-                    "$MRLBENCH_CACHE) must be the same files at the same path on every node"
-                )
-            cells = []
-            for i, st in zip(task.strategies, cfg.strategies, strict=True):
-                key = cell_key(cfg, ctx.data_key, enc, be, st, task.identity)
-                cells.append(_Cell(i, st, cfg.out / "cells" / f"{digest(key)}.json", key))
-            compute_cells(ctx, cells, observer)
-    return Outcome(task.strategies, [cell.rows or [] for cell in cells], sink.ops)
-
-
-@contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    """``env`` set for the block (a worker process serves many tasks), then put back."""
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def cell_key(
-    cfg: RunConfig,
-    data_key: str,
-    enc: Spec[Encoder],
-    be: Spec[Backend],
-    st: Spec[Strategy],
-    identity: dict[str, Any],
-) -> list[Any]:
-    """What a finished cell was computed from (its resume key): the format, the vectors
-    and labels, every effective component setting, the cut-offs and metric mode, and
-    what its timings depend on (repeats, threads, latency sample; executor and host)."""
-    key = [CELL_FORMAT, data_key, enc.key(), be.key(), st.key(), cfg.ks, cfg.metrics]
-    return [*key, cfg.timing(), identity]
-
-
-def blank(
-    enc: Spec[Encoder],
-    be: Spec[Backend],
-    st: Spec[Strategy],
-    status: str,
-    error: str,
-    dataset: str = "",
-    device: str = "",
-) -> Row:
-    """A row without results: skipped, or failed with ``error``."""
-    return Row(enc.label, dataset, be.label, device, st.label, st.label, status=status, error=error)
-
-
-def compute_cells(ctx: Context, cells: list[_Cell], observer: Observer) -> None:
-    """Run the cells of one pair that have no rows yet, their searches once for all;
-    a cell that fails keeps a failed row. Files go to ``ctx.sink``."""
-    cfg, enc, be = ctx.cfg, ctx.enc, ctx.be
-    device = ctx.backend.device
-    requests: set[SearchRequest] = set()
-    for cell in cells:
-        if cell.rows is not None:
-            continue
-        try:
-            requests |= set(cell.st.component.searches(ctx.encoder.dims, ctx.n_database))
-        except Exception as exc:
-            cell.rows = [blank(enc, be, cell.st, "failed", error_line(exc), ctx.dataset, device)]
-    ctx.prepare(requests)
-
-    for cell in cells:
-        st = cell.st
-        if cell.rows is not None:
-            observer.cell_done()
-            continue
-        observer.begin(f"{enc.label}/{be.label}: {st.label}", 1)
-        try:
-            ctx.spreads.clear()
-            retrieved = st.component.run(ctx)
-            latencies, latency_spread = ctx.latencies(st.component)
-            spread = max([*ctx.spreads, latency_spread], default=0.0)
-            found = [
-                _row(cfg, ctx, st, r, spread, latencies.get(r.label), ctx.session)
-                if not r.error
-                else replace(
-                    blank(enc, be, st, "failed", r.error, ctx.dataset, device), label=r.label
-                )
-                for r in retrieved
-            ]
-            records = [row.record(cfg.ks) | {"neighbors": row.neighbors} for row in found]
-            ctx.sink.remember(cell.path, cell.key, records)
-        except WriteError:
-            raise  # a full disk fails every later write too: stop the run
-        except Exception as exc:
-            found = [blank(enc, be, st, "failed", error_line(exc), ctx.dataset, device)]
-        observer.advance()
-        observer.cell_done()
-        cell.rows = found
-
-
-def _knn_recall(cfg: RunConfig, ctx: Context, r: Retrieval) -> dict[str, float]:
-    """``knn_recall@k`` measured against exact search at a row's final dim (``Context.
-    knn_recall``) for every row, exact ones too, but one whose only search is the truth's
-    own computation (``Backend.truth_kernel``): 1 (NaN past its list) only because it is
-    that same computation. Empty for a row without dims."""
-    if not r.dims:
-        return {}
-    width = np.shape(r.ids)[1]
-    if ctx.backend.truth_kernel and len(r.dims) == 1:
-        return {f"knn_recall@{k}": 1.0 if k <= width else float("nan") for k in cfg.ks}
-    try:
-        return ctx.knn_recall(r.ids, r.dims[-1])
-    except Exception as exc:  # the row stands without it
-        warnings.warn(f"{r.label}: no knn_recall ({error_line(exc)})", stacklevel=2)
-        return {}
-
-
-def _row(
-    cfg: RunConfig,
-    ctx: Context,
-    st: Spec[Strategy],
-    r: Retrieval,
-    spread: float,
-    latencies: np.ndarray | None,
-    session: str,
-) -> Row:
-    path = r.saved
-    if r.stem is not None:
-        kept = r.ids[:, : cfg.keep_neighbors]
-        npy = ctx.sink.save_neighbors(cfg.out / "neighbors" / r.stem, kept, csv=cfg.csv)
-        path = str(npy.relative_to(cfg.out))
-    db_labels, q_labels = ctx.labels
-    values = metrics.compute(r.ids, db_labels, q_labels, cfg.ks, cfg.metrics)
-    values |= _knn_recall(cfg, ctx, r)
-    m = len(q_labels)
-    samples = np.zeros((0, 0)) if latencies is None else np.atleast_2d(latencies)
-    device = ctx.backend.device
-    if len(r.dims) > 1 and device != "CPU":  # reranks run in numpy on the CPU
-        device = f"{device} search, CPU rerank"
-    return Row(
-        encoder=ctx.model,
-        dataset=ctx.dataset,
-        backend=ctx.be.label,
-        device=device,
-        strategy=st.label,
-        label=r.label,
-        dims=",".join(map(str, r.dims)),
-        shortlists=",".join(map(str, r.shortlists)),
-        metrics=values,
-        mflops_per_query=r.mflops_per_query,
-        qps=m / r.seconds if r.seconds > 0 else None,
-        latency_ms_p50=percentile_ms(samples, 50),
-        latency_ms_p99=percentile_ms(samples, 99, least=P99_LEAST),
-        latency_ms_p50_best=percentile_ms(samples.min(axis=0), 50) if samples.size else None,
-        build_s=r.build_seconds,
-        latency_queries=samples.shape[1] if samples.size else 0,
-        latency_samples=int(samples.size),
-        session=session,
-        timing_spread=spread,
-        missing_ids=float((np.asarray(r.ids) < 0).mean()) if np.size(r.ids) else 0.0,
-        neighbors=path,
-    )

@@ -14,10 +14,10 @@ import pytest
 from conftest import write_arrays
 
 from mrlbench import config
+from mrlbench.cells import cell_key
 from mrlbench.errors import WriteError
 from mrlbench.index_cache import index_entry, load_or_build
 from mrlbench.plugins import registry
-from mrlbench.runner import cell_key
 from mrlbench.sink import Direct
 from mrlbench.store import scan
 from mrlbench.types import Embeddings

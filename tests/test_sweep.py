@@ -12,7 +12,7 @@ import pytest
 from test_cli_errors import assert_one_line_error
 
 from mrlbench import config
-from mrlbench.runner import cell_key
+from mrlbench.cells import cell_key
 from mrlbench_plugins.faiss.hnsw import FaissHNSW
 
 ENCODER = """
