@@ -3,12 +3,14 @@ per-query loop, the same numbers in ``mrl-paper`` mode.
 
 In process: ``metrics.compute`` against the loop, 3 rounds each, no warm-up. From the
 command line, start-up included: ``mrlbench metrics`` as a subprocess against the
-notebook's cell as a script (its ``np.load`` of the label files, its loop at k = 100 and
-its top-1 line) on the same files, 3 rounds after 1 warm-up round on each side (the
-files in the page cache, bytecode compiled and cached). The script reads the neighbours
-two ways: from the same ``.npy`` file mrlbench reads (``notebook``: like for like), and
-from the reference CSV with pandas, as ``compute_metrics.ipynb`` does (``notebook-csv``:
-the notebook as it runs). Every side prints the same numbers, checked to 1e-6."""
+notebook's cell as a script (its ``np.load`` of the label files, its top-1 line and its
+loop at each of its cut-offs k = 10, 25, 50, 100; mrlbench's default ``--ks``) on the
+same 50,000 x 100 neighbours and label files, 3 rounds after 1 warm-up round on each
+side (the files in the page cache, bytecode compiled and cached). The script reads the
+neighbours two ways: from the same ``.npy`` file mrlbench reads (``notebook``: like for
+like), and from the reference CSV with pandas, as ``compute_metrics.ipynb`` does
+(``notebook-csv``: the notebook as it runs). Every side prints the same numbers,
+checked to 1e-6."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from test_metrics import reference_notebook
 from mrlbench import metrics, neighbors
 
 N, M, K, CLASSES = 1_281_167, 50_000, 100, 1000
+KS = (10, 25, 50, 100)  # the notebook cell's cut-offs (``shortlist``), mrlbench's default --ks
 NAMES = ("mAP", "precision", "recall", "topk_acc")  # reference_notebook's order
 
 
@@ -75,10 +78,12 @@ db_labels = np.load(folder + "/1K_train_mrl1_e0_ff2048-y.npy")
 query_labels = np.load(folder + "/1K_val_mrl1_e0_ff2048-y.npy")
 neighbors = {read}
 top1 = db_labels[neighbors[:, 0]]
-top1 = np.sum(top1 == query_labels) / query_labels.shape[0]
+out = [float(np.sum(top1 == query_labels) / query_labels.shape[0])]
 {loop}
-mAP, precision, recall, topk = reference_notebook(query_labels, db_labels, neighbors, {k})
-print(json.dumps([float(top1), float(mAP), float(precision), float(recall), float(topk)]))
+for k in {ks}:
+    mAP, precision, recall, topk = reference_notebook(query_labels, db_labels, neighbors, k)
+    out += [float(mAP), float(precision), float(recall), float(topk)]
+print(json.dumps(out))
 """
 
 
@@ -88,7 +93,7 @@ def notebook_script(csv: bool) -> str:
         pandas="import pandas as pd" if csv else "",
         read=read,
         loop=inspect.getsource(reference_notebook),  # the very loop the tests check
-        k=K,
+        ks=list(KS),
     )
 
 
@@ -126,21 +131,22 @@ def notebook_cli(folder: Path, neighbours: Path, csv: bool) -> list[float]:
 
 
 def mrlbench_cli(folder: Path, neighbours: Path) -> list[float]:
-    args = ["metrics", "--arrays", str(folder), "--neighbors", str(neighbours), "--ks", str(K)]
-    got = run_json([*mrlbench_command(), *args, "--metrics", "mrl-paper", "--json"])
-    return [got["top1"], *(got[f"{name}@{K}"] for name in NAMES)]
+    args = ["metrics", "--arrays", str(folder), "--neighbors", str(neighbours)]
+    ks = ",".join(map(str, KS))
+    got = run_json([*mrlbench_command(), *args, "--ks", ks, "--metrics", "mrl-paper", "--json"])
+    return [got["top1"], *(got[f"{name}@{k}"] for k in KS for name in NAMES)]
 
 
 @pytest.fixture(scope="module")
 def expected(files):
-    """top-1 and the four metrics at k = 100 by the reference loop, in process, on the
-    arrays as read from the files: what every side must print."""
+    """top-1 and the four metrics at each k of ``KS`` by the reference loop, in process,
+    on the arrays as read from the files: what every side must print."""
     folder, npy, _ = files
     yb16 = np.load(folder / "1K_train_mrl1_e0_ff2048-y.npy")
     yq16 = np.load(folder / "1K_val_mrl1_e0_ff2048-y.npy")
     ids = np.load(npy)
     top1 = np.sum(yb16[ids[:, 0]] == yq16) / len(yq16)
-    return [float(top1), *map(float, reference_notebook(yq16, yb16, ids, K))]
+    return [float(top1), *(float(v) for k in KS for v in reference_notebook(yq16, yb16, ids, k))]
 
 
 CLI_GROUPS = {"notebook": "metrics-cli", "notebook-csv": "metrics-cli-csv"}
