@@ -139,7 +139,7 @@ def compute(
         cum = np.cumsum(rel, axis=1, dtype=count_type)  # hits up to each place
         top1[part] = rel[:, 0]
         hit_counts[part] = cum[:, last]
-        cum *= rel  # rel_i * hits up to i; over i, rel_i * P_i
+        np.multiply(cum, rel, out=cum)  # rel_i * hits up to i; over i, rel_i * P_i
         ap_sum_cols[part] = _ap_sums(cum, defined)
 
     # numpy releases the GIL in these array operations: chunks run in parallel
