@@ -156,3 +156,23 @@ def test_knn_recall_against_brute_force_sets():
             [len(set(a[:k][a[:k] >= 0]) & set(b[:k])) / k for a, b in zip(ids, truth, strict=True)]
         )
         assert knn_recall(ids, truth, [k])[f"knn_recall@{k}"] == pytest.approx(want, abs=1e-12)
+
+
+def test_the_metrics_command_starts_without_the_heavy_packages():
+    """``mrlbench metrics`` pays no import it does not use (issue 20: numba, the exact
+    kernel's compiler, was 0.15-0.3 s of every command's start-up); a fresh interpreter,
+    so that nothing imported by other tests hides it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mrlbench.cli import main\n"
+        "try:\n"
+        "    main(['metrics', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('numba', 'torch', 'faiss', 'ray', 'pandas') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
