@@ -13,37 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from speed_targets import TARGETS, missing, speedups
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))  # reference_pipeline.py, shared with the tests
 
-# name: (group, baseline impl, mrlbench impl, minimum speed-up baseline_time / ours)
-TARGETS = {
-    "funnel-rerank": ("funnel-rerank", "reference-loop", "mrlbench", 10.0),
-    "funnel-rerank 1 thread": ("funnel-rerank", "reference-loop", "mrlbench-1thread", 5.0),
-    "adaptive-rerank": ("adaptive-rerank", "reference-loop", "mrlbench", 2.0),
-    "adaptive-rerank 1 thread": ("adaptive-rerank", "reference-loop", "mrlbench-1thread", 1.5),
-    "metrics": ("metrics", "reference-loop", "mrlbench", 20.0),
-    "metrics 1 thread": ("metrics", "reference-loop", "mrlbench-1thread", 10.0),
-    "search-16d": ("search-16d", "raw-faiss", "mrlbench", 1 / 1.3),
-    "search-16d 1 thread": ("search-16d-1thread", "raw-faiss", "mrlbench", 1 / 1.3),
-    "search-2048d": ("search-2048d", "raw-faiss", "mrlbench", 1 / 1.3),
-    "search-2048d 1 thread": ("search-2048d-1thread", "raw-faiss", "mrlbench", 1 / 1.3),
-    "flat row qps (run)": ("flat-row", "raw-faiss", "mrlbench-run", 1 / 1.3),
-    "flat row qps (run) 1 thread": ("flat-row-1thread", "raw-faiss", "mrlbench-run", 1 / 1.3),
-    # one round each: the earlier 66x was mrlbench's best of 5 against one CSV round
-    "neighbour-files": ("neighbour-files", "reference-csv", "mrlbench-npy", 10.0),
-    # the baseline has the reference's loader workers; the gain is channels_last (+ bf16)
-    "encode vs reference settings": (
-        "encode-resnet50-cpu",
-        "reference-settings",
-        "mrlbench",
-        1.1,
-    ),
-    # report only: a CPU without bf16 runs `auto` as fp32, and this line is then noise
-    "encode: bf16 gain alone": ("encode-resnet50-cpu", "mrlbench-fp32", "mrlbench", None),
-}
 TIMES: dict[tuple[str, str], float] = {}
+SELECTED: set[str] = set()
 
 
 @pytest.fixture
@@ -58,26 +35,27 @@ def record():
     return keep
 
 
-def speedups() -> dict[str, dict]:
-    out = {}
-    for name, (group, base, ours, target) in TARGETS.items():
-        if (group, base) in TIMES and (group, ours) in TIMES:
-            ratio = TIMES[(group, base)] / TIMES[(group, ours)]
-            out[name] = {
-                "baseline": base,
-                "mrlbench": ours,
-                "baseline_s": TIMES[(group, base)],
-                "mrlbench_s": TIMES[(group, ours)],
-                "speedup": ratio,
-                "target": target,
-                "met": target is None or ratio >= target,
-            }
-    return out
+def pytest_collection_finish(session):
+    """The benchmark files with a test chosen to run: their targets must get both times."""
+    SELECTED.update(item.path.name for item in session.items if item.path.parent == HERE)
 
 
-def pytest_terminal_summary(terminalreporter):
-    results = speedups()
-    if not results:
+def absent(config) -> list[str]:
+    """``speed_targets.missing`` for this session (nothing under ``--collect-only``)."""
+    if config.option.collectonly:
+        return []
+    present = {path.name for path in HERE.glob("test_*.py")}
+    return missing(TIMES, SELECTED, present, TARGETS)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    results = speedups(TIMES, TARGETS)
+    lines = absent(config)
+    if lines:
+        terminalreporter.section("speed targets without a measurement (the run fails)")
+        for line in lines:
+            terminalreporter.write_line(line)
+    if not results and not lines:
         return
     terminalreporter.section("speed-ups (best times, same rounds and warm-up on both sides)")
     for name, r in results.items():
@@ -97,9 +75,10 @@ def pytest_terminal_summary(terminalreporter):
         "processor": platform.processor(),
         "python": platform.python_version(),
     }
-    path.write_text(json.dumps({"machine": machine, "groups": results}, indent=2))
+    report = {"machine": machine, "groups": results, "missing": lines}
+    path.write_text(json.dumps(report, indent=2))
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if any(not r["met"] for r in speedups().values()):
+    if absent(session.config) or any(not r["met"] for r in speedups(TIMES, TARGETS).values()):
         session.exitstatus = 1

@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 import pytest
+from reference_pipeline import assert_same_neighbours_up_to_ties
 from threadpoolctl import threadpool_limits
 
 from mrlbench.vectors import PrefixBlocks, prefix
@@ -65,6 +66,13 @@ def raw_faiss(index, xq: np.ndarray, dim: int, k: int):
 
 
 @pytest.fixture(scope="module")
+def reference_ids(data, indexes):
+    """Raw FAISS's answer at k = 100, each dim (untimed): what every timed side returns."""
+    _, _, xq = data
+    return {dim: raw_faiss(indexes[dim], xq, dim, K) for dim in indexes}
+
+
+@pytest.fixture(scope="module")
 def ours(data):
     """mrlbench's exact indexes over the memory-mapped database file."""
     folder, _, _ = data
@@ -80,10 +88,10 @@ def mrlbench_search(backend: FaissExact, index, xq: np.ndarray, dim: int, k: int
 @pytest.mark.parametrize("threads", ["all", 1])
 @pytest.mark.parametrize("impl", ["raw-faiss", "mrlbench"])
 @pytest.mark.parametrize("dim", [16, 2048])
-def test_search(benchmark, record, data, indexes, ours, impl, dim, threads):
+def test_search(benchmark, record, data, indexes, reference_ids, ours, impl, dim, threads):
     import faiss
 
-    _, _, xq = data
+    _, xb, xq = data
     group = f"search-{dim}d" + ("-1thread" if threads == 1 else "")
     benchmark.group = group
     n = os.cpu_count() if threads == "all" else 1
@@ -100,7 +108,9 @@ def test_search(benchmark, record, data, indexes, ours, impl, dim, threads):
             ids = benchmark.pedantic(mrlbench_search, args, rounds=ROUNDS, warmup_rounds=WARMUP)
     faiss.omp_set_num_threads(os.cpu_count())
     benchmark.extra_info["threads"] = n
-    assert ids.shape == (M, K)
+    # the same neighbours as raw FAISS on every core, float32 near-ties aside
+    benchmark.extra_info["rows_identical"] = float((ids == reference_ids[dim]).all(1).mean())
+    assert_same_neighbours_up_to_ties(ids, reference_ids[dim], xb, xq, dim)
     record(group, impl, benchmark)
 
 
@@ -125,14 +135,17 @@ plugin = "flat"
 
 
 @pytest.mark.parametrize("threads", ["all", 1])
-def test_flat_row_qps_against_raw_faiss(benchmark, record, data, indexes, tmp_path, threads):
+def test_flat_row_qps_against_raw_faiss(
+    benchmark, record, data, indexes, reference_ids, tmp_path, threads
+):
     """The leaderboard's qps of a flat row (best of 3 after a warm-up) against raw FAISS
-    timed the same way, at the same k = max(ks) = 100 and threads."""
+    timed the same way, at the same k = max(ks) = 100 and threads; the row's neighbours
+    file holds raw FAISS's neighbours."""
     import faiss
 
     from mrlbench.cli import main
 
-    folder, _, xq = data
+    folder, xb, xq = data
     config = tmp_path / "run.toml"
     config.write_text(RUN.format(path=folder))
     n = os.cpu_count() if threads == "all" else 1
@@ -141,12 +154,15 @@ def test_flat_row_qps_against_raw_faiss(benchmark, record, data, indexes, tmp_pa
     except SystemExit as exc:
         assert not exc.code
     (row,) = json.loads((tmp_path / "run" / "leaderboard.json").read_text())
+    (written,) = (tmp_path / "run" / "neighbors").rglob("*.npy")
+    assert_same_neighbours_up_to_ties(np.load(written), reference_ids[16], xb, xq, 16)
     group = "flat-row" + ("-1thread" if threads == 1 else "")
     benchmark.group = group
     faiss.omp_set_num_threads(n)
     with threadpool_limits(limits=n):
-        benchmark.pedantic(raw_faiss, (indexes[16], xq, 16, K), rounds=3, warmup_rounds=1)
+        ids = benchmark.pedantic(raw_faiss, (indexes[16], xq, 16, K), rounds=3, warmup_rounds=1)
     faiss.omp_set_num_threads(os.cpu_count())
+    assert_same_neighbours_up_to_ties(ids, reference_ids[16], xb, xq, 16)
     record(group, "raw-faiss", benchmark)
     record(group, "mrlbench-run", M / row["qps"])
     benchmark.extra_info.update({"row_qps": row["qps"], "raw_qps": M / benchmark.stats.stats.min})

@@ -70,9 +70,12 @@ def load_labels(path: Path) -> np.ndarray:
         return y.astype(np.int64)
     if not np.issubdtype(y.dtype, np.floating):
         raise DataError(f"{path}: labels must be integers or floats, got {y.dtype}")
+    half = y.dtype == np.float16
+    if half:  # numpy emulates float16 arithmetic: check in float32 (it holds every float16)
+        y = y.astype(np.float32)
     if not np.isfinite(y).all() or (y != np.round(y)).any():
         raise DataError(f"{path}: labels must be whole numbers")
-    if y.dtype == np.float16 and len(y) and np.abs(y).max() > FLOAT16_EXACT:
+    if half and len(y) and np.abs(y).max() > FLOAT16_EXACT:
         warnings.warn(
             f"{path}: float16 labels above {FLOAT16_EXACT} cannot all be told apart; "
             "class ids may have collided when they were written (write int32 labels)",

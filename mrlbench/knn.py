@@ -29,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from threadpoolctl import ThreadpoolController
 
 from mrlbench.vectors import PrefixBlocks, block_rows
@@ -42,51 +41,6 @@ WIDE_DIM = 256  # from this prefix size the products dominate: larger tiles run 
 def tiles(dim: int) -> tuple[int, int]:
     """(queries, database rows) of a tile at prefix size ``dim``."""
     return (TILE_QUERIES, TILE_ROWS) if dim < WIDE_DIM else (2 * TILE_QUERIES, 2 * TILE_ROWS)
-
-
-@njit(nogil=True, cache=True)
-def _replace_top(dist: np.ndarray, ids: np.ndarray, d: float, i: int) -> None:  # pragma: no cover
-    """Replace the worst entry of a max-heap (``dist[0]``) by (d, i) and sift it down;
-    ties order by id, so the smaller id of two equal distances is kept, as FAISS does."""
-    k = dist.shape[0]
-    pos = 0
-    while True:
-        child = 2 * pos + 1
-        if child >= k:
-            break
-        right = child + 1
-        if right < k and (
-            dist[right] > dist[child] or (dist[right] == dist[child] and ids[right] > ids[child])
-        ):
-            child = right
-        if dist[child] > d or (dist[child] == d and ids[child] > i):
-            dist[pos] = dist[child]
-            ids[pos] = ids[child]
-            pos = child
-        else:
-            break
-    dist[pos] = d
-    ids[pos] = i
-
-
-@njit(nogil=True, cache=True)
-def _merge_tile(
-    dots: np.ndarray, scale: np.ndarray, offset: int, heap_d: np.ndarray, heap_i: np.ndarray
-) -> None:  # pragma: no cover
-    """Merge one tile (``dots[r, j] = q_r . x_j`` of raw rows, ``scale[j] = 1 / |x_j|``
-    or 0 for a zero row, row ids from ``offset``) into the queries' heaps: a candidate
-    enters only if it beats the worst kept."""
-    for r in range(dots.shape[0]):
-        worst = heap_d[r, 0]
-        row = dots[r]
-        hd = heap_d[r]
-        hi = heap_i[r]
-        for j in range(row.shape[0]):
-            s = scale[j]
-            d = (1.0 if s > 0 else 0.0) - 2.0 * s * row[j]
-            if d < worst:
-                _replace_top(hd, hi, d, offset + j)
-                worst = hd[0]
 
 
 @functools.cache
@@ -115,6 +69,8 @@ class TopK:
     ) -> None:
         """Score ``queries[rows]`` against the raw ``block`` (database rows from ``start``,
         inverse norms ``scale``), tile by tile."""
+        from mrlbench.knn_heap import merge_tile  # numba: imported when first searched
+
         heap_d, heap_i = self.dist[rows], self.ids[rows]
         q = queries[rows]
         for q0 in range(0, len(q), tile_queries):
@@ -122,7 +78,7 @@ class TopK:
             for t0 in range(0, len(block), tile_rows):
                 tile = slice(t0, t0 + tile_rows)
                 dots = q[part] @ np.asarray(block[tile], dtype=np.float32).T
-                _merge_tile(dots, scale[tile], start + t0, heap_d[part], heap_i[part])
+                merge_tile(dots, scale[tile], start + t0, heap_d[part], heap_i[part])
 
     def result(self, query_norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distances, ids), best first; ids of -1 where fewer than k rows were seen."""

@@ -76,6 +76,23 @@ def test_standard_matches_definitions_brute_force():
         assert got[f"topk_acc@{k}"] == pytest.approx(acc, abs=1e-12)
 
 
+@pytest.mark.parametrize("offset", [0, 40_000, 2**40])  # int16, int32 and int64 labels
+def test_every_label_width_and_many_cut_offs_match_the_definitions(offset):
+    """The label table is gathered in the smallest integer type that holds it; the
+    average-precision sums run between cut-offs: every width and cut-off agrees."""
+    rng = np.random.default_rng(4)
+    yb = rng.integers(0, 9, 700) + offset
+    yq = rng.integers(0, 10, 90) + offset
+    ids = rng.integers(-1, 700, (90, 60))
+    ks = [1, 2, 3, 7, 20, 21, 59, 60, 61]
+    got = metrics.compute(ids, yb, yq, ks)
+    for k in ks[:-1]:
+        want = definitions(ids, yb, yq, k)
+        for name, value in zip(("mAP", "precision", "recall", "topk_acc"), want, strict=True):
+            assert got[f"{name}@{k}"] == pytest.approx(value, abs=1e-12), (name, k)
+    assert math.isnan(got["mAP@61"])
+
+
 def test_mrl_paper_mode_equals_the_reference_notebook():
     rng = np.random.default_rng(2)
     yb = rng.integers(0, 20, 4000).astype(np.float16).reshape(-1, 1)  # as the reference saved
@@ -166,3 +183,23 @@ def test_knn_recall_by_distance_never_counts_a_missing_id():
     assert got["knn_recall@2"] == 0.5  # -1 never counts, even at a small distance
     with pytest.raises(ValueError, match="both"):
         knn_recall(np.array([[0, 1]]), truth, [2], np.array([[0.1, 0.2]]))
+
+
+def test_the_metrics_command_starts_without_the_heavy_packages():
+    """``mrlbench metrics`` pays no import it does not use (issue 20: numba, the exact
+    kernel's compiler, was 0.15-0.3 s of every command's start-up); a fresh interpreter,
+    so that nothing imported by other tests hides it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mrlbench.cli import main\n"
+        "try:\n"
+        "    main(['metrics', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('numba', 'torch', 'faiss', 'ray', 'pandas') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
