@@ -80,7 +80,9 @@ def _merge_tile(
 ) -> None:  # pragma: no cover
     """Merge one tile (``dots[r, j] = q_r . x_j`` of raw rows, ``scale[j] = 1 / |x_j|``
     or 0 for a zero row, row ids from ``offset``) into the queries' heaps: a candidate
-    enters only if it beats the worst kept."""
+    enters only if it beats the worst kept. The distance is compared as it is kept
+    (float32): compared unrounded, a row tied with the k-th in float32 but just below it
+    in float64 would displace it, breaking the smaller-id rule."""
     for r in range(dots.shape[0]):
         worst = heap_d[r, 0]
         row = dots[r]
@@ -88,7 +90,7 @@ def _merge_tile(
         hi = heap_i[r]
         for j in range(row.shape[0]):
             s = scale[j]
-            d = (1.0 if s > 0 else 0.0) - 2.0 * s * row[j]
+            d = np.float32((1.0 if s > 0 else 0.0) - 2.0 * s * row[j])
             if d < worst:
                 _replace_top(hd, hi, d, offset + j)
                 worst = hd[0]
