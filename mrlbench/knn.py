@@ -50,7 +50,9 @@ def tiles(dim: int) -> tuple[int, int]:
 
 
 @njit(nogil=True, cache=True)
-def _replace_top(dist: np.ndarray, ids: np.ndarray, d: float, i: int) -> None:  # pragma: no cover
+def _replace_top(
+    dist: np.ndarray, ids: np.ndarray, d: np.float32, i: int
+) -> None:  # pragma: no cover
     """Replace the worst entry of a max-heap (``dist[0]``) by (d, i) and sift it down;
     ties order by id, so the smaller id of two equal distances is kept, as FAISS does."""
     k = dist.shape[0]
