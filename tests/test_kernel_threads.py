@@ -68,12 +68,12 @@ def test_threads_workers_score_whatever_the_batch(integers, expected, monkeypatc
     lock = threading.Lock()
     merge = knn.TopK.merge
 
-    def recorded(self, queries, block, scale, start, rows, tile_queries, tile_rows, part):
-        lo, hi, _ = part.indices(len(block))
+    def recorded(self, queries, block, scale, start, rows, tile_queries, tile_rows, *part):
+        lo, hi, _ = (part or [slice(None)])[0].indices(len(block))
         with lock:
             me = threading.current_thread()
             scored[me] = scored.get(me, 0) + len(queries[rows]) * (hi - lo)
-        merge(self, queries, block, scale, start, rows, tile_queries, tile_rows, part)
+        merge(self, queries, block, scale, start, rows, tile_queries, tile_rows, *part)
 
     monkeypatch.setattr(knn.TopK, "merge", recorded)
     dist, ids = knn.exact_knn(index, xq[:m], K, threads)
