@@ -264,8 +264,9 @@ def cuts(n: int, rows: int, tile_rows: int, parts: int) -> list[int]:
 def run_each(jobs: list[Callable[[], None]]) -> None:
     """Run every job on a thread of its own (a single job inline); re-raise the first
     failure once all have ended."""
-    if len(jobs) == 1:
-        jobs[0]()
+    if len(jobs) <= 1:
+        for job in jobs:
+            job()
         return
     errors: list[BaseException] = []
 
@@ -318,14 +319,19 @@ def exact_knn(
     def score(share: Share, own: TopK) -> None:
         q, mine = (queries, share.queries) if parts == 1 else (queries[share.queries], slice(None))
         lo, hi = share.rows.start, share.rows.stop
-        for start in range(lo // rows * rows, hi if lo < hi else lo, rows):
+        for start in range(lo // rows * rows, hi, rows):
             block = index.database[start : start + rows, : index.dim]
             part = slice(max(lo - start, 0), min(hi - start, len(block)))
             scale = index.scale[start : start + rows]
             own.merge(q, block, scale, start, mine, tile_queries, tile_rows, part)
 
+    jobs: list[Callable[[], None]] = [  # a share without rows (a tiny database): no thread
+        functools.partial(score, s, t)
+        for s, t in zip(shares, tops, strict=True)
+        if s.rows.start < s.rows.stop
+    ]
     with _blas().limit(limits=1):
-        run_each([functools.partial(score, s, t) for s, t in zip(shares, tops, strict=True)])
+        run_each(jobs)
     if parts > 1:
         for first in range(0, len(shares), parts):
             top.take(shares[first].queries, tops[first : first + parts])
