@@ -11,9 +11,13 @@ Selection, not arithmetic, is what costs at small dims (1.28M candidates per que
 16 multiply-adds each), so each tile is filtered against every query's running k-th
 best distance before anything is selected: after the first tiles almost nothing passes.
 The filter and the heap are compiled with numba (numpy cannot express a per-row early
-exit); tiles of different query chunks run on parallel threads. Peak memory is the
-running lists, one tile per thread and, for a prefix of at most ``COMPACT_BYTES``, its
-compact copy: bounded, whatever the database size.
+exit). ``threads`` workers run in parallel whatever the batch size: each takes a group of
+query tiles and, when there are fewer groups than workers (one query, a few hundred), a
+share of every block's rows, into its own running lists, merged at the end (``plan``).
+Every tile is the one a single thread would score, so the thread count changes nothing
+but the time. Peak memory is the running lists (one per worker sharing a group's rows),
+one tile per worker and, for a prefix of at most ``COMPACT_BYTES``, its compact copy:
+bounded, whatever the database size.
 
 Distances are squared L2 between normalised prefixes, as FAISS's ``IndexFlatL2``
 computes them on normalised vectors (``|x|^2 - 2 x.q``, plus the constant ``|q|^2``
@@ -24,9 +28,10 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -66,19 +71,32 @@ class TopK:
         rows: slice,
         tile_queries: int = TILE_QUERIES,
         tile_rows: int = TILE_ROWS,
+        part: slice = slice(None),
     ) -> None:
-        """Score ``queries[rows]`` against the raw ``block`` (database rows from ``start``,
-        inverse norms ``scale``), tile by tile."""
+        """Score ``queries[rows]`` against the rows ``part`` of the raw ``block``
+        (database rows from ``start``, inverse norms ``scale``), tile by tile: the tiles
+        the whole block is cut into (``tile_rows`` rows from its first), cut at the
+        part's ends, so that a part scores what the whole block would."""
         from mrlbench.knn_heap import merge_tile  # numba: imported when first searched
 
         heap_d, heap_i = self.dist[rows], self.ids[rows]
         q = queries[rows]
+        lo, hi, _ = part.indices(len(block))
         for q0 in range(0, len(q), tile_queries):
-            part = slice(q0, q0 + tile_queries)
-            for t0 in range(0, len(block), tile_rows):
-                tile = slice(t0, t0 + tile_rows)
-                dots = q[part] @ np.asarray(block[tile], dtype=np.float32).T
-                merge_tile(dots, scale[tile], start + t0, heap_d[part], heap_i[part])
+            qs = slice(q0, q0 + tile_queries)
+            for t0 in range(lo - lo % tile_rows, hi, tile_rows):
+                tile = slice(max(t0, lo), min(t0 + tile_rows, hi))
+                dots = q[qs] @ np.asarray(block[tile], dtype=np.float32).T
+                merge_tile(dots, scale[tile], start + tile.start, heap_d[qs], heap_i[qs])
+
+    def take(self, rows: slice, others: list[TopK]) -> None:
+        """Keep, for ``queries[rows]``, the best ``k`` of the lists ``others`` kept
+        for them (each over its own rows; ties to the smaller id)."""
+        dist = np.concatenate([o.dist for o in others], axis=1)
+        ids = np.concatenate([o.ids for o in others], axis=1)
+        best = np.lexsort((ids, dist), axis=1)[:, : self.dist.shape[1]]
+        self.dist[rows] = np.take_along_axis(dist, best, axis=1)
+        self.ids[rows] = np.take_along_axis(ids, best, axis=1)
 
     def result(self, query_norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distances, ids), best first; ids of -1 where fewer than k rows were seen."""
@@ -139,6 +157,86 @@ class ExactIndex:
         return len(self.database)
 
 
+SLACK = 1 / 8  # query groups are kept while no worker gets this much above an even share
+MIN_PIECE = 32_768  # rows: BLAS takes other paths on narrower products (other last bits)
+ALIGN = 256  # a cut inside a tile falls on a multiple of this from the tile's start
+
+
+@dataclass(frozen=True)
+class Share:
+    """One worker's work: ``queries`` (whole query tiles) against the database ``rows``."""
+
+    queries: slice
+    rows: slice
+
+
+def plan(m: int, workers: int, tile_queries: int) -> tuple[list[slice], int]:
+    """Split the work of ``m`` queries among ``workers``: (query groups, workers per
+    group). The query tiles go into as many contiguous groups as divide ``workers``
+    while no worker gets more than ``SLACK`` above an even share; each group's rows are
+    shared among ``workers // groups`` workers (a single query: one group, all of them)."""
+    tiles_q = -(-m // tile_queries)
+
+    def bounds(groups: int) -> list[int]:
+        return [min(m, g * tiles_q // groups * tile_queries) for g in range(groups + 1)]
+
+    def load(groups: int) -> float:  # the busiest worker's queries x rows (rows = 1)
+        b = bounds(groups)
+        return max(hi - lo for lo, hi in pairwise(b)) * groups / workers
+
+    groups = max(
+        g
+        for g in range(1, max(1, min(workers, tiles_q)) + 1)
+        if workers % g == 0 and load(g) <= (1 + SLACK) * m / workers
+    )
+    b = bounds(groups)
+    return [slice(lo, hi) for lo, hi in pairwise(b)], workers // groups
+
+
+def cuts(n: int, rows: int, tile_rows: int, parts: int) -> list[int]:
+    """Where each of ``parts`` workers' share of ``n`` rows begins, then ``n``: an even
+    share each, moved to the nearest tile boundary (blocks of ``rows`` rows, tiles of
+    ``tile_rows`` from each block's start), so that a worker scores the very products
+    one thread would; a tile is cut inside only into pieces of ``MIN_PIECE`` rows or
+    more (one query's tile is a whole block). A share may be empty on a tiny database."""
+    out = [0]
+    for p in range(1, parts):
+        even = p * n // parts
+        block = even // rows * rows
+        start = block + (even - block) // tile_rows * tile_rows
+        end = min(start + tile_rows, block + rows, n)
+        lo = max(start, out[-1])
+        cut = lo + (even - lo) // ALIGN * ALIGN
+        if cut - lo < MIN_PIECE or end - cut < MIN_PIECE:
+            cut = lo if even - lo <= end - even else end
+        out.append(cut)
+    return [*out, n]
+
+
+def run_each(jobs: list[Callable[[], None]]) -> None:
+    """Run every job on a thread of its own (a single job inline); re-raise the first
+    failure once all have ended."""
+    if len(jobs) <= 1:
+        for job in jobs:
+            job()
+        return
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], None]) -> None:
+        try:
+            job()
+        except BaseException as error:  # re-raised on the calling thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]
+
+
 def exact_knn(
     index: ExactIndex,
     queries: np.ndarray,
@@ -148,38 +246,45 @@ def exact_knn(
     """The exact ``k`` nearest database rows (squared L2 between normalised prefixes) of
     every normalised float32 query (m, dim).
 
-    Each block of rows is scored in tiles, query chunks on ``threads`` threads (default
-    every core) with BLAS single-threaded inside each, so the cores are never
-    oversubscribed. Returns (distances, ids), (m, k), best first; ties keep the smaller
-    id; -1 where the database has fewer than k rows."""
+    Exactly ``threads`` workers (default every core) score the tiles, whatever ``m``:
+    groups of query tiles, each group's rows shared among several workers when there
+    are fewer groups than workers (``plan``, ``cuts``), BLAS single-threaded inside
+    each, so the cores are never oversubscribed. The tiles are one thread's, so
+    ``threads`` changes the time, not the result. Returns (distances, ids), (m, k), best
+    first; ties keep the smaller id; -1 where the database has fewer than k rows."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     m = len(queries)
     top = TopK(m, k)
     query_norms = np.einsum("ij,ij->i", queries, queries)
+    if not m:
+        return top.result(query_norms)
     tile_queries, tile_rows = tiles(index.dim)
-    workers = max(1, min(threads or os.cpu_count() or 1, -(-m // tile_queries)))
-    step = -(-m // workers) if m else 1
-    chunks = [slice(s, s + step) for s in range(0, m, step)]
     rows = block_rows(index.dim)
     # few queries: longer tiles hold as many distances (one query: one tile per block)
-    tile_rows = min(
-        rows, max(tile_rows, tile_queries * tile_rows // max(1, min(step, tile_queries)))
-    )
-    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
-    try:
-        with _blas().limit(limits=1):
-            for start in range(0, len(index), rows):
-                block = index.database[start : start + rows, : index.dim]
-                scale = index.scale[start : start + rows]
-                jobs = [
-                    (queries, block, scale, start, part, tile_queries, tile_rows) for part in chunks
-                ]
-                if pool is None:
-                    for job in jobs:
-                        top.merge(*job)
-                else:
-                    list(pool.map(lambda job: top.merge(*job), jobs))
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    tile_rows = min(rows, max(tile_rows, tile_queries * tile_rows // min(m, tile_queries)))
+    groups, parts = plan(m, threads or os.cpu_count() or 1, tile_queries)
+    at = cuts(len(index), rows, tile_rows, parts)
+    shares = [Share(g, slice(at[p], at[p + 1])) for g in groups for p in range(parts)]
+    # one worker to a group fills ``top``; workers sharing a group's rows, lists of their own
+    tops = [top if parts == 1 else TopK(s.queries.stop - s.queries.start, k) for s in shares]
+
+    def score(share: Share, own: TopK) -> None:
+        q, mine = (queries, share.queries) if parts == 1 else (queries[share.queries], slice(None))
+        lo, hi = share.rows.start, share.rows.stop
+        for start in range(lo // rows * rows, hi, rows):
+            block = index.database[start : start + rows, : index.dim]
+            part = slice(max(lo - start, 0), min(hi - start, len(block)))
+            scale = index.scale[start : start + rows]
+            own.merge(q, block, scale, start, mine, tile_queries, tile_rows, part)
+
+    jobs: list[Callable[[], None]] = [  # a share without rows (a tiny database): no thread
+        functools.partial(score, s, t)
+        for s, t in zip(shares, tops, strict=True)
+        if s.rows.start < s.rows.stop
+    ]
+    with _blas().limit(limits=1):
+        run_each(jobs)
+    if parts > 1:
+        for first in range(0, len(shares), parts):
+            top.take(shares[first].queries, tops[first : first + parts])
     return top.result(query_norms)

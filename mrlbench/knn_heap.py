@@ -10,7 +10,9 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True)
-def replace_top(dist: np.ndarray, ids: np.ndarray, d: float, i: int) -> None:  # pragma: no cover
+def replace_top(
+    dist: np.ndarray, ids: np.ndarray, d: np.float32, i: int
+) -> None:  # pragma: no cover
     """Replace the worst entry of a max-heap (``dist[0]``) by (d, i) and sift it down;
     ties order by id, so the smaller id of two equal distances is kept, as FAISS does."""
     k = dist.shape[0]
@@ -40,7 +42,9 @@ def merge_tile(
 ) -> None:  # pragma: no cover
     """Merge one tile (``dots[r, j] = q_r . x_j`` of raw rows, ``scale[j] = 1 / |x_j|``
     or 0 for a zero row, row ids from ``offset``) into the queries' heaps: a candidate
-    enters only if it beats the worst kept."""
+    enters only if it beats the worst kept. The distance is compared as it is kept
+    (float32): compared unrounded, a row tied with the k-th in float32 but just below it
+    in float64 would displace it, breaking the smaller-id rule."""
     for r in range(dots.shape[0]):
         worst = heap_d[r, 0]
         row = dots[r]
@@ -48,7 +52,7 @@ def merge_tile(
         hi = heap_i[r]
         for j in range(row.shape[0]):
             s = scale[j]
-            d = (1.0 if s > 0 else 0.0) - 2.0 * s * row[j]
+            d = np.float32((1.0 if s > 0 else 0.0) - 2.0 * s * row[j])
             if d < worst:
                 replace_top(hd, hi, d, offset + j)
                 worst = hd[0]
