@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from mrlbench.errors import ConfigError
 from mrlbench.metrics import MODES
 from mrlbench.plugins import Registry, absolute
+from mrlbench.sampling import Queries, parse_queries
 from mrlbench.types import Backend, Component, Encoder, Executor, Strategy
 
 RUN_DEFAULTS: dict[str, Any] = {
@@ -44,7 +45,7 @@ class Spec(Generic[C]):
     label: str
     component: C
     table: dict[str, Any]
-    queries: int | None = None  # encoders: ``queries = N``, a seeded sample of N queries
+    queries: Queries | None = None  # encoders: ``queries = N`` (a seeded sample), a split
 
 
 @dataclass(frozen=True)
@@ -163,18 +164,17 @@ def build(
         for table in tables:
             if not isinstance(table, dict):
                 raise ConfigError(f"[[{section}]] entries must be tables")
-            queries = None
+            queries, raw_queries = None, None
             if kind == "encoder" and "queries" in table:  # the harness's key, any encoder
-                queries = table["queries"]
-                if not isinstance(queries, int) or isinstance(queries, bool) or queries < 1:
-                    raise ConfigError("encoder key 'queries' must be a positive integer")
+                raw_queries = table["queries"]
+                queries = parse_queries(raw_queries)
                 table = {k: v for k, v in table.items() if k != "queries"}
             label, component = registry.create(kind, table, base, placement)
             full = dict(component.table)  # paths made absolute
             if "name" in table:
                 full = {"plugin": full.pop("plugin"), "name": table["name"], **full}
             if queries is not None:
-                full["queries"] = queries
+                full["queries"] = raw_queries
             specs[section].append(Spec(label, component, full, queries))
         _check_unique(specs[section], section)
     _check_types(specs)

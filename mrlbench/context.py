@@ -13,6 +13,7 @@ import numpy as np
 
 from mrlbench import neighbors
 from mrlbench.config import RunConfig, Spec
+from mrlbench.cost import selection_mflops
 from mrlbench.errors import DataError, MrlbenchError, WriteError
 from mrlbench.index_cache import index_path
 from mrlbench.rerank import rerank
@@ -149,6 +150,7 @@ class Context:
             done["device"],
             path,
             done["spread"],
+            selection_mflops(done["mflops_per_query"] * 1e6 / dim, k),  # candidates scored
         )
         self._query_seconds[(dim, k)] = np.asarray(done["query_seconds"], dtype=np.float64)
 

@@ -19,6 +19,7 @@ import numpy as np
 from mrlbench import metrics
 from mrlbench.config import RunConfig, Spec
 from mrlbench.context import Context
+from mrlbench.cost import with_selection
 from mrlbench.errors import DataError, MrlbenchError, UnavailableError, WriteError, error_line
 from mrlbench.leaderboard import Row
 from mrlbench.plugins import load as load_plugins
@@ -387,6 +388,7 @@ def _row(
         shortlists=",".join(map(str, r.shortlists)),
         metrics=values,
         mflops_per_query=r.mflops_per_query,
+        mflops_with_selection=with_selection(r.mflops_per_query, r.selection_mflops),
         qps=m / r.seconds if r.seconds > 0 else None,
         latency_ms_p50=float(1000 * np.percentile(latencies, 50)) if timed else None,
         latency_ms_p99=float(1000 * np.percentile(latencies, 99)) if timed else None,

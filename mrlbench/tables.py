@@ -50,6 +50,7 @@ COST_PRIORITY = {
     "latency_ms_p99": 5,
     "build_s": 6,
     "device": 7,
+    "mflops_with_selection": 8,
 }
 
 
