@@ -6,13 +6,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import brute_force
 
 from mrlbench import tune
-from mrlbench.errors import ConfigError
+from mrlbench.errors import ConfigError, DataError
 from mrlbench.leaderboard import Row
 from mrlbench.plugins import Registry
 from mrlbench.tune_space import TuneCandidate, TuneSpace
@@ -111,8 +116,9 @@ def test_tune_end_to_end(cli, arrays, tmp_path):
         assert float(t["sample_mflops_per_query"]) == pytest.approx(float(t["model_mflops"]))
     best = tomllib.loads((out / "best.toml").read_text())["strategies"][0]
     front = [t for t in tried if t["front"] == "yes"]
-    within = [t for t in front if float(t["mflops_per_query"]) <= 0.04]
-    top = max(within, key=lambda t: float(t["mAP@10"]))
+    # chosen on the selection split (the sample_* columns), not on the reported figures
+    within = [t for t in front if float(t["sample_mflops_per_query"]) <= 0.04]
+    top = max(within, key=lambda t: float(t["sample_mAP@10"]))
     assert best["name"] == top["strategy"]
     assert (out / "pareto.png").stat().st_size > 10_000
     # the hand-picked funnel ran on every query next to the front
@@ -220,3 +226,170 @@ def test_offers_asks_every_strategy_and_names_must_be_unique():
     reg.register("strategy", "pkg")(_AlsoOffers)
     with pytest.raises(ConfigError, match=r"'also-offers' and 'offers' both offer .* named 'same'"):
         tune.offers(space, reg)
+
+
+# ------------------------------------------------------------ the two query splits
+def test_the_splits_are_disjoint_seeded_and_sized_as_documented():
+    from mrlbench.sampling import QuerySplit, query_rows, sampled_rows
+
+    selection, report = tune.splits(200, 100)
+    assert (selection.queries, selection.size) == (100, 100)
+    assert (report.queries, report.size) == (QuerySplit(100), 100)
+    chosen, rest = query_rows(200, selection.queries), query_rows(200, report.queries)
+    assert np.array_equal(chosen, sampled_rows(200, 100))  # what queries = 100 runs
+    assert not set(chosen) & set(rest) and len(set(chosen) | set(rest)) == 200
+    # the sample is at most half of what tune may use; an encoder's queries = N limits it
+    selection, report = tune.splits(5000, 1000, limit=600)
+    assert (selection.size, report.size, report.queries) == (300, 300, QuerySplit(300, 300))
+    rest = query_rows(5000, report.queries)
+    assert len(rest) == 300 and not set(rest) & set(sampled_rows(5000, 300))
+    assert np.array_equal(rest, query_rows(5000, report.queries))  # seeded
+    assert selection.describe() == "selection: 300 queries (queries = 300)"
+    assert report.describe() == "report: 300 queries (queries = {excluding = 300, size = 300})"
+    with pytest.raises(ConfigError, match="at least 2 queries"):
+        tune.splits(1, 1000)
+
+
+def test_the_query_split_key_is_read_and_bad_values_refused():
+    from mrlbench.sampling import QuerySplit, parse_queries
+
+    assert parse_queries(7) == 7
+    assert parse_queries({"excluding": 5}) == QuerySplit(5)
+    assert parse_queries({"excluding": 5, "size": 3}) == QuerySplit(5, 3)
+    for bad in (0, True, {"size": 3}, {"excluding": 0}, {"excluding": 2, "other": 1}, "5"):
+        with pytest.raises(ConfigError, match="encoder key 'queries'"):
+            parse_queries(bad)
+    with pytest.raises(DataError, match="leaves no query"):
+        QuerySplit(10).rows(10)
+
+
+def _tune(cli, arrays, tmp_path, *extra):
+    config = tmp_path / "tune.toml"
+    out = tmp_path / "run"
+    config.write_text(CONFIG.format(out=out, path=arrays.folder))
+    return out, cli("tune", config, "--budget-mflops", "0.0245", "--sample", "100", *extra)
+
+
+def _error_line(err: str) -> str:
+    """The one ``error:`` line on stderr (the progress bars draw there too)."""
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    return line
+
+
+def _searched(run: Path, dim: int, k: int) -> np.ndarray:
+    return np.load(run / "neighbors" / "mrl" / f"exactl2_{dim}dim_{k}shortlist_1K.npy")
+
+
+def test_tune_chooses_on_one_split_and_reports_on_a_disjoint_one(cli, arrays, tmp_path):
+    from mrlbench.sampling import QuerySplit, query_rows
+
+    out, r = _tune(cli, arrays, tmp_path)
+    assert r.code == 0, r.err
+    assert "chosen on the selection split, 100 queries" in r.out
+    with open(out / "tune.csv") as f:
+        tried = list(csv.DictReader(f))
+    assert {t["sample_split"] for t in tried} == {"selection: 100 queries (queries = 100)"}
+    front = [t for t in tried if t["front"] == "yes"]
+    assert front and {t["report_split"] for t in front} == {
+        "report: 100 queries (queries = {excluding = 100})"
+    }
+    # each run searched exactly its split's queries (brute force on those rows), and
+    # no query is in both
+    chosen, rest = query_rows(200, 100), query_rows(200, QuerySplit(100))
+    assert not set(chosen) & set(rest)
+    for run, rows, dim, k in (
+        (out / "tune/sample", chosen, 8, 10),
+        (out / "tune/front", rest, 64, 25),
+    ):
+        ids = _searched(run, dim, k)
+        truth = brute_force(arrays.xb, arrays.xq[rows], dim, k)
+        assert ids.shape == (100, k) and (ids[:, 0] == truth[:, 0]).mean() > 0.97
+    # the best is the selection split's; its reported figures are the report split's
+    best = tomllib.loads((out / "best.toml").read_text())["strategies"][0]
+    top = max(
+        front, key=lambda t: (float(t["sample_mAP@10"]), -float(t["sample_mflops_with_selection"]))
+    )
+    assert best["name"] == top["strategy"]
+    with open(out / "tune" / "front" / "leaderboard.csv") as f:
+        reported = {row["strategy"]: row for row in csv.DictReader(f)}
+    assert float(top["mAP@10"]) == pytest.approx(float(reported[top["strategy"]]["mAP@10"]))
+
+
+def test_best_toml_is_a_complete_config_that_runs(cli, arrays, tmp_path):
+    out, r = _tune(cli, arrays, tmp_path)
+    assert r.code == 0, r.err
+    best = tomllib.loads((out / "best.toml").read_text())
+    assert set(best) == {"run", "encoders", "backends", "strategies"}
+    assert best["run"]["ks"] == [10, 25] and best["encoders"][0]["dims"] == [8, 16, 32, 64]
+    done = cli("run", out / "best.toml")
+    assert done.code == 0, done.err
+    with open(out / "best" / "leaderboard.csv") as f:
+        (row,) = csv.DictReader(f)
+    chosen = best["strategies"][0]
+    assert row["strategy"] == chosen["name"] and row["status"] == "ok"
+    shortlist, high = chosen["shortlist"], chosen["rerank_dim"]
+    assert float(row["mflops_per_query"]) == pytest.approx((3000 * 8 + shortlist * high) / 1e6)
+    (stem,) = (out / "best" / "neighbors" / "reranked" / "mrl").glob("*.npy")
+    assert np.load(stem).shape[0] == 200  # every query of the encoder, not a split
+
+
+def test_nothing_within_the_budget_exits_1_with_one_line(cli, arrays, tmp_path):
+    out, r = _tune(cli, arrays, tmp_path, "--budget-ms", "0.000001")
+    assert r.code == 1
+    line = _error_line(r.err)
+    assert line.startswith("error: no tried setting on the front fits 0.0245 MFLOPs/query")
+    assert (out / "tune.csv").is_file() and not (out / "best.toml").exists()
+    before = cli("tune", tmp_path / "tune.toml", "--budget-mflops", "0.0245", "--sample", "100")
+    assert before.code == 0 and (out / "best.toml").is_file()  # resumed: a best again
+    again = cli("tune", tmp_path / "tune.toml", "--budget-mflops", "0.0245", "--budget-ms", "1e-6")
+    assert again.code == 1 and not (out / "best.toml").exists()  # a stale best is removed
+
+
+BROKEN = """
+from mrlbench import MrlbenchError, Strategy, TuneCandidate, hookimpl
+
+
+class Broken(Strategy):
+    name = "broken"
+
+    def searches(self, dims, n_database):
+        return []
+
+    @classmethod
+    def tune_candidates(cls, space):
+        return [TuneCandidate({"plugin": cls.name, "name": "broken"}, 0.0, "kept")]
+
+    def run(self, ctx):
+        raise MrlbenchError("broken on purpose")
+
+
+@hookimpl
+def mrlbench_register_strategies(register):
+    register(Broken)
+"""
+
+
+def test_failed_rows_exit_1_with_one_line_saying_how_many_and_where(arrays, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "broken.py").write_text(BROKEN)
+    config = tmp_path / "tune.toml"
+    out = tmp_path / "run"
+    config.write_text(CONFIG.format(out=out, path=arrays.folder))
+    args = ["--plugins-dir", plugins, "tune", config, "--budget-mflops", "0.0245", "--sample", "50"]
+    env = {k: v for k, v in os.environ.items() if k != "MRLBENCH_PLUGINS_DIR"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mrlbench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 1, done.stderr
+    line = _error_line(done.stderr)
+    assert line.startswith("error: 1 of ") and "rows failed" in line
+    assert f"{out}/tune/sample/leaderboard.csv" in line and "tune.csv" in line
+    with open(out / "tune.csv") as f:
+        status = {t["strategy"]: t["status"] for t in csv.DictReader(f)}
+    assert status["broken"] == "failed" and (out / "best.toml").is_file()  # the rest stand
