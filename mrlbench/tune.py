@@ -289,10 +289,15 @@ def run(
         raise ConfigError("no strategy plugin offers tune candidates (Strategy.tune_candidates)")
     ceiling = max((c.cost for c in references), default=math.inf)
     tried = prune(found, budget_mflops, ceiling, charged=True)
+    if not tried and budget_mflops is not None:
+        raise ConfigError(
+            f"no tune candidate fits {budget_mflops:g} MFLOPs/query "
+            f"(the cheapest costs {min(c.mflops for c in found):.4g})"
+        )
     if not tried:
         raise ConfigError(
-            f"no tune candidate fits {budget_mflops} MFLOPs/query "
-            f"(the cheapest costs {min(c.mflops for c in found):.4g})"
+            f"no tune candidate costs less than the dearest reference ({ceiling:.4g} "
+            f"MFLOPs/query with selection; the cheapest costs {min(c.cost for c in found):.4g})"
         )
 
     def strategy(table: dict[str, Any]) -> Spec:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -312,8 +313,16 @@ def test_tune_chooses_on_one_split_and_reports_on_a_disjoint_one(cli, arrays, tm
     )
     assert best["name"] == top["strategy"]
     with open(out / "tune" / "front" / "leaderboard.csv") as f:
-        reported = {row["strategy"]: row for row in csv.DictReader(f)}
+        reported = {row["label"]: row for row in csv.DictReader(f)}
     assert float(top["mAP@10"]) == pytest.approx(float(reported[top["strategy"]]["mAP@10"]))
+    # the runner's MFLOPs with selection are the cost model's: the candidates' ...
+    for t in tried:
+        model = float(t["model_mflops_with_selection"])
+        assert float(t["sample_mflops_with_selection"]) == pytest.approx(model, rel=1e-5)
+    # ... and a flat row's: N * d, 125 per candidate, k ln(N / k) heap entries of log2 k
+    heap = 950 * 25 * math.log(3000 / 25) * math.log2(25)
+    flat = float(reported["flat@8"]["mflops_with_selection"])
+    assert flat == pytest.approx((3000 * 8 + 125 * 3000 + heap) / 1e6)
 
 
 def test_best_toml_is_a_complete_config_that_runs(cli, arrays, tmp_path):
@@ -393,3 +402,59 @@ def test_failed_rows_exit_1_with_one_line_saying_how_many_and_where(arrays, tmp_
     with open(out / "tune.csv") as f:
         status = {t["strategy"]: t["status"] for t in csv.DictReader(f)}
     assert status["broken"] == "failed" and (out / "best.toml").is_file()  # the rest stand
+
+
+# ------------------------------------------------------- the cost of top-k selection
+def test_the_selection_cost_by_hand():
+    from mrlbench import cost
+
+    # 1000 candidates, k = 10: 125 per candidate, and 10 ln(100) entries of the heap at
+    # log2(10) levels, 950 each: 125,000 + 950 * 10 * 4.60517 * 3.32193 = 270,331
+    assert cost.selection_mflops(1000, 10) == pytest.approx(0.270331, rel=1e-5)
+    assert cost.selection_mflops(1000, 1) == pytest.approx(125 * 1000 / 1e6)  # no heap
+    assert cost.selection_mflops(50, 50) == pytest.approx(125 * 50 / 1e6)  # keeps them all
+    assert cost.selection_mflops(0, 10) == 0.0
+    assert cost.rerank_selection_mflops([(50, 50), (20, 20)]) == pytest.approx(125 * 70 / 1e6)
+    assert cost.with_selection(1.0, None) is None and cost.with_selection(1.0, 0.5) == 1.5
+    # the candidates' second figure: the paper's MFLOPs plus the search's selection (N =
+    # 100 candidates, k = its shortlist) and each rerank stage's (its candidates, kept)
+    found = {c.name: c for c in tune.candidates([8, 64, 256], 100, final=10)}
+    heap = 950 * 10 * math.log(100 / 10) * math.log2(10)
+    adaptive = found["adaptive 8->64 @10"]
+    assert adaptive.mflops == pytest.approx((100 * 8 + 10 * 64) / 1e6)
+    assert (
+        adaptive.cost
+        == adaptive.mflops_with_selection
+        == pytest.approx((100 * 8 + 10 * 64 + 125 * 100 + heap + 125 * 10) / 1e6)
+    )
+    funnel = found["funnel 8->64,256 @50,12"]
+    heap = 950 * 50 * math.log(100 / 50) * math.log2(50)
+    assert funnel.mflops_with_selection == pytest.approx(
+        (100 * 8 + 50 * 64 + 12 * 256 + 125 * 100 + heap + 125 * 50 + 125 * 12) / 1e6
+    )
+    # an ANN backend: the search's selection is unknown before it runs (0), the reranks'
+    ann = {c.name: c for c in tune.candidates([8, 16, 256], 60000, final=10, exact=False)}
+    assert ann["adaptive 8->256 @200"].mflops_with_selection == pytest.approx(
+        (200 * 256 + 125 * 200) / 1e6
+    )
+    # a third-party candidate without the figure is pruned on its MFLOPs (a lower bound)
+    assert TuneCandidate({"plugin": "x"}, 0.5).cost == 0.5
+
+
+def test_without_an_mflops_budget_tune_prunes_on_the_mflops_with_selection():
+    space = TuneSpace((8, 64, 256), 100, 10)
+    offered = tune.offers(space)
+    (flat,) = [c for c in offered if c.role == "reference"]
+    found = [c for c in offered if c.role != "reference"]
+    heap = 950 * 10 * math.log(100 / 10) * math.log2(10)
+    assert flat.cost == pytest.approx((100 * 256 + 125 * 100 + heap) / 1e6)
+    kept = tune.prune(found, None, flat.cost, charged=True)
+    assert kept and all(c.cost <= flat.cost for c in kept)
+    assert all(c.cost > flat.cost for c in found if c not in kept)
+    # the paper's model keeps settings whose selection makes them dearer than flat@256:
+    # an 8-dim search for 50 selects through a heap of 50, the reference's through 10
+    plain = tune.prune(found, None, flat.mflops)
+    assert "adaptive 8->64 @50" in [c.name for c in plain]
+    assert "adaptive 8->64 @50" not in [c.name for c in kept]
+    # with an MFLOPs budget, the budget (the paper's figure, as the leaderboard shows it)
+    assert tune.prune(found, 0.01, flat.cost, charged=True) == tune.prune(found, 0.01, 0)
