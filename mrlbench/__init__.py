@@ -20,7 +20,12 @@ from mrlbench.console import (
     stderr,
 )
 from mrlbench.console import console as terminal
-from mrlbench.cost import rerank_mflops, search_mflops
+from mrlbench.cost import (
+    rerank_mflops,
+    rerank_selection_mflops,
+    search_mflops,
+    selection_mflops,
+)
 from mrlbench.errors import ConfigError, DataError, MrlbenchError, error_line, missing, requires
 from mrlbench.execution import Executor, Placement, WorkUnit
 from mrlbench.hookspecs import hookimpl
@@ -82,7 +87,13 @@ __all__ += [
 # errors: one clear line for the user, no traceback
 __all__ += ["ConfigError", "DataError", "MrlbenchError", "error_line", "missing", "requires"]
 # the cost model and the timing procedure
-__all__ += ["rerank_mflops", "search_mflops", "stopwatch"]
+__all__ += [
+    "rerank_mflops",
+    "rerank_selection_mflops",
+    "search_mflops",
+    "selection_mflops",
+    "stopwatch",
+]
 # vectors and the exact kernel
 __all__ += ["ExactIndex", "block_rows", "exact_knn", "normalize_rows", "rerank_rows"]
 # arrays in the reference naming, neighbour files, metrics

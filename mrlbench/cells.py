@@ -17,6 +17,7 @@ import numpy as np
 from mrlbench import metrics
 from mrlbench.config import RunConfig, Spec
 from mrlbench.context import Context
+from mrlbench.cost import with_selection
 from mrlbench.errors import WriteError, error_line
 from mrlbench.leaderboard import Row
 from mrlbench.timing import percentile_ms
@@ -174,6 +175,7 @@ def _row(
         shortlists=",".join(map(str, r.shortlists)),
         metrics=values,
         mflops_per_query=r.mflops_per_query,
+        mflops_with_selection=with_selection(r.mflops_per_query, r.selection_mflops),
         qps=m / r.seconds if r.seconds > 0 else None,
         latency_ms_p50=percentile_ms(samples, 50),
         latency_ms_p99=percentile_ms(samples, 99, least=P99_LEAST),

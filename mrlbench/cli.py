@@ -214,9 +214,12 @@ def tune(
     """Search the strategies' settings within a budget: tune.csv, pareto.png, best.toml.
 
     Every strategy offers its candidates (Strategy.tune_candidates); they are pruned with
-    the cost model, tried on a seeded sample of the queries, and the Pareto front
-    (accuracy against MFLOPs and against latency) is run again on every query.
-    Resumable: a rerun reuses finished work."""
+    the cost model, tried on a seeded selection split of the queries, where the Pareto
+    front (accuracy against MFLOPs with selection and against latency) and the best
+    setting are chosen; the front is reported on the disjoint report split (the other
+    queries). best.toml is a complete config: mrlbench run best.toml. Exits 1 with one
+    line when rows fail or nothing fits the budget. Resumable: a rerun reuses finished
+    work."""
     from mrlbench import tune as tuning
 
     if budget_mflops is None and budget_ms is None:
@@ -229,21 +232,27 @@ def tune(
         found = tuning.run(
             cfg, registry(), budget_mflops, budget_ms, sample, encoder, backend, observer
         )
-    best = found.best
-    if best is None:
-        console.print("no setting on the front fits the budget", highlight=False)
-    else:
+    best, shown = found.best, found.reported
+    if best is not None:
         metric = lb_headline(cfg.ks)
+        on = f"on the report split, {found.splits[1].size} queries" if shown else "not reported"
+        row = shown or best
         console.print(
-            f"best within budget: {escape(best.strategy)}: {metric} {best.value(metric):.4f}, "
-            f"{best.mflops_per_query:.4g} MFLOPs/query, p50 {best.latency_ms_p50 or 0:.3g} ms",
+            f"best within budget (chosen on the selection split, {found.splits[0].size} "
+            f"queries): {escape(best.strategy)}: {on}: {metric} {row.value(metric) or 0:.4f}, "
+            f"{row.mflops_per_query:.4g} MFLOPs/query, p50 {row.latency_ms_p50 or 0:.3g} ms",
             highlight=False,
         )
     console.print(
         f"{len(found.front)} front settings of {len(found.sample)} tried; "
-        f"written to {found.out}/tune.csv, pareto.png and best.toml",
+        f"written to {found.out}/tune.csv, pareto.png"
+        + (" and best.toml" if best is not None else ""),
         highlight=False,
     )
+    problem = tuning.verdict(found, tuning.describe_budget(budget_mflops, budget_ms))
+    if problem:
+        stderr.print(f"[bold red]error:[/] {escape(problem)}", highlight=False)
+        raise SystemExit(1)
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from mrlbench.errors import ConfigError
 from mrlbench.execution import Executor
 from mrlbench.metrics import MODES
 from mrlbench.plugins import Registry, absolute
+from mrlbench.sampling import Queries, parse_queries
 from mrlbench.store import cache_dir
 from mrlbench.types import Backend, Component, Encoder, Strategy
 
@@ -48,7 +49,7 @@ class Spec(Generic[C]):
     label: str
     component: C
     table: dict[str, Any]
-    queries: int | None = None  # encoders: ``queries = N``, a seeded sample of N queries
+    queries: Queries | None = None  # encoders: ``queries = N`` (a seeded sample), a split
 
     def key(self) -> dict[str, Any]:
         """What its results depend on, for resume keys: the table as written (label,
@@ -185,11 +186,10 @@ def build(
         for table in tables:
             if not isinstance(table, dict):
                 raise ConfigError(f"[[{section}]] entries must be tables")
-            queries = None
+            queries, raw_queries = None, None
             if kind == "encoder" and "queries" in table:  # the harness's key, any encoder
-                queries = table["queries"]
-                if not isinstance(queries, int) or isinstance(queries, bool) or queries < 1:
-                    raise ConfigError("encoder key 'queries' must be a positive integer")
+                raw_queries = table["queries"]
+                queries = parse_queries(raw_queries)
                 table = {k: v for k, v in table.items() if k != "queries"}
             for one in _expanded(kind, table, registry):  # a sweep: one table per value
                 label, component = registry.create(kind, one, base, placement)
@@ -197,7 +197,7 @@ def build(
                 if "name" in one:
                     full = {"plugin": full.pop("plugin"), "name": one["name"], **full}
                 if queries is not None:
-                    full["queries"] = queries
+                    full["queries"] = raw_queries
                 specs[section].append(Spec(label, component, full, queries))
         _check_unique(specs[section], section)
     _check_types(specs)

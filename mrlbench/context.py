@@ -13,6 +13,7 @@ import numpy as np
 
 from mrlbench import metrics, neighbors
 from mrlbench.config import RunConfig, Spec
+from mrlbench.cost import selection_mflops
 from mrlbench.errors import DataError, MrlbenchError, WriteError
 from mrlbench.index_cache import index_entry
 from mrlbench.rerank import rerank
@@ -138,6 +139,7 @@ class Context:
             done["device"],
             path,
             done["spread"],
+            selection_mflops(done["mflops_per_query"] * 1e6 / dim, k),  # candidates scored
         )
         self._query_seconds[(dim, k)] = np.asarray(done["query_seconds"], dtype=np.float64)
         if self._query_seconds[(dim, k)].ndim != 2:  # (passes, queries)

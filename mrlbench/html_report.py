@@ -19,7 +19,7 @@ from mrlbench import leaderboard as lb
 from mrlbench import neighbors as nbfiles
 from mrlbench import plots, sweep_plot
 from mrlbench.leaderboard import Row, single_shot
-from mrlbench.sampling import sampled_rows
+from mrlbench.sampling import Queries, query_rows, sampled_rows
 from mrlbench.store import read_json, write_text
 from mrlbench.types import Encoder
 
@@ -187,8 +187,14 @@ def pick_examples(rows: Sequence[Row], encoder: str) -> list[Row]:
     return ends + [r for r in rows if not single_shot(r) and r.dims]
 
 
-def examples(run: Path, rows: Sequence[Row], encoders: Mapping[str, Encoder]) -> list[str]:
-    """Example figures (file names) for every encoder that has images."""
+def examples(
+    run: Path,
+    rows: Sequence[Row],
+    encoders: Mapping[str, Encoder],
+    taken: Mapping[str, Queries | None] | None = None,
+) -> list[str]:
+    """Example figures (file names) for every encoder that has images; ``taken``: each
+    encoder's ``queries`` key (which of its queries the neighbour files' rows are)."""
     written = []
     for name, encoder in encoders.items():
         chosen = pick_examples(rows, name)
@@ -200,7 +206,10 @@ def examples(run: Path, rows: Sequence[Row], encoders: Mapping[str, Encoder]) ->
         yb, yq = emb.database_labels, emb.query_labels
         files = {r.label: nbfiles.load(run / r.neighbors) for r in chosen}
         searched = min(len(ids) for ids in files.values())  # ``queries = N``: a sample
-        originals = sampled_rows(len(yq), searched)  # each neighbour row's query
+        if taken and taken.get(name) is not None:
+            originals = query_rows(len(yq), taken[name])  # each neighbour row's query
+        else:
+            originals = sampled_rows(len(yq), searched)
         positions = np.random.default_rng(0).choice(
             searched, min(EXAMPLE_QUERIES, searched), replace=False
         )
@@ -275,15 +284,17 @@ def write(
     rows: Sequence[Row],
     ks: Sequence[int],
     encoders: Mapping[str, Encoder] | None = None,
+    queries: Mapping[str, Queries | None] | None = None,
 ) -> Path:
-    """Plots, examples and ``report.html`` in the run directory."""
+    """Plots, examples and ``report.html`` in the run directory (``queries``: each
+    encoder's ``queries`` key, for the examples)."""
     encoders = encoders or {}
     counts = [models_of(r, encoders) for r in rows]
     figures = [
         plots.draw(f, run).name
         for f in plots.figures(rows, ks, lambda row: models_of(row, encoders))
     ]
-    example_files = examples(run, rows, encoders)
+    example_files = examples(run, rows, encoders, queries)
     metric = lb.headline(ks)
     accuracy_cols = lb.accuracy_view(ks, lb.METRIC_FAMILIES)
     flags = lb.frontier(rows, metric)

@@ -52,6 +52,7 @@ KEY_NAMES = ("encoder", "dataset", "backend", "device", "strategy", "label", "di
 KEY = tuple(Column(name, "key") for name in KEY_NAMES)
 COST = (
     Column("mflops_per_query", "cost", "lower", ".4g"),
+    Column("mflops_with_selection", "cost", "lower", ".4g"),  # + top-k selection (cost.py)
     Column("qps", "cost", "higher", ".4g"),
     Column("latency_ms_p50", "cost", "lower", ".4g"),
     Column("latency_ms_p99", "cost", "lower", ".4g"),
@@ -133,6 +134,7 @@ class Row:
     shortlists: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
     mflops_per_query: float | None = None
+    mflops_with_selection: float | None = None
     qps: float | None = None
     latency_ms_p50: float | None = None
     latency_ms_p99: float | None = None

@@ -25,7 +25,7 @@ from mrlbench import cells, runner
 from mrlbench import config as configs
 from mrlbench.config import C, Spec
 from mrlbench.context import Context
-from mrlbench.cost import search_mflops
+from mrlbench.cost import search_mflops, selection_mflops
 from mrlbench.errors import ConfigError
 from mrlbench.index_cache import index_entry, load_or_build
 from mrlbench.plugins import registry
@@ -121,7 +121,10 @@ class Live:
         (ids, per_query), seconds = stopwatch(
             lambda: self.ctx.backend.search(self.indexes[dim], queries, k)
         )
-        return Shortlist(ids, seconds, search_mflops(per_query, dim), 0.0, self.ctx.backend.device)
+        device, selection = self.ctx.backend.device, selection_mflops(per_query, k)
+        return Shortlist(
+            ids, seconds, search_mflops(per_query, dim), 0.0, device, selection_mflops=selection
+        )
 
     def rerank(self, ids: np.ndarray, dim: int, keep: int) -> tuple[np.ndarray, float]:
         emb = self.ctx.embeddings(dim)

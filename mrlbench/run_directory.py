@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,16 +62,17 @@ def _execute(cfg: RunConfig, observer: Observer | None) -> Executed:
             if r.neighbors
         ],
     )
-    path = write_report(cfg.out, rows, cfg.ks, {s.label: s.component for s in cfg.encoders})
+    path = write_report(cfg.out, rows, cfg.ks, cfg.encoders)
     return Executed(rows, path)
 
 
 def write_report(
-    run: Path, rows: Sequence[Row], ks: Sequence[int], encoders: Mapping[str, Encoder]
+    run: Path, rows: Sequence[Row], ks: Sequence[int], encoders: Sequence[Spec[Encoder]]
 ) -> Path | None:
     """``report.html`` and its figures; ``None`` (and a warning) when it cannot be drawn."""
+    components = {s.label: s.component for s in encoders}
     try:
-        return html_report.write(run, rows, ks, encoders)
+        return html_report.write(run, rows, ks, components, {s.label: s.queries for s in encoders})
     except Exception as exc:
         warnings.warn(f"report not written: {error_line(exc)}", stacklevel=2)
         return None
@@ -103,8 +104,8 @@ def redraw(run: str | Path, registry: Registry) -> Path | None:
     raw = config.read_toml(run / "config.toml")
     ks = tuple(raw.get("run", {}).get("ks", [10]))
     try:
-        encoders = {s.label: s.component for s in config.build(raw, registry, run).encoders}
+        encoders = config.build(raw, registry, run).encoders
     except MrlbenchError as exc:
         warnings.warn(f"no retrieval examples: {exc}", stacklevel=2)
-        encoders = {}
+        encoders = []
     return write_report(run, rows, ks, encoders)

@@ -51,6 +51,7 @@ COST_PRIORITY = {
     "latency_ms_p50_best": 6,
     "build_s": 7,
     "device": 8,
+    "mflops_with_selection": 9,
 }
 
 

@@ -2,19 +2,26 @@
 
 1. ``offers``: every registered strategy offers its candidate settings for the encoder's
    dims, the database size and the headline cut-off (``Strategy.tune_candidates``, each
-   a config table and its cost-model MFLOPs from ``mrlbench.cost``; see
-   ``mrlbench.tune_space``); tune names no strategy. ``"reference"`` candidates are the
-   baseline, the others are tried.
+   a config table and its cost-model MFLOPs from ``mrlbench.cost``, without and with
+   top-k selection; see ``mrlbench.tune_space``); tune names no strategy.
+   ``"reference"`` candidates are the baseline, the others are tried.
 2. ``prune``: the cost model drops, before anything runs, every setting whose MFLOPs
    exceed the budget (for an ANN backend the search's cost is only known once measured,
    so the rerank stages' cost, a lower bound, is what is pruned on) and, without an
-   MFLOPs budget, every setting dearer than the dearest reference.
-3. The rest run as one ordinary run on a seeded sample of the queries (``sample/``,
-   resumable like ``run``); the Pareto front of accuracy against MFLOPs and against
-   measured latency is kept.
-4. The front, the references and the config's own strategies of the tuned plugins run
-   again on every query (``front/``). ``best.toml`` is the most accurate front setting
-   within the budget on every query; ``tune.csv`` lists every tried setting and
+   MFLOPs budget, every setting dearer than the dearest reference by the MFLOPs with
+   selection (the model that ranks the stages as measured time does: BENCHMARKS.md).
+3. ``splits``: the queries are split in two disjoint seeded parts, the selection split
+   (``queries = S``: the seeded sample of S = min(--sample, Q // 2) of the Q queries
+   tune may use) and the report split (``queries = {excluding = S}``: the other Q - S,
+   every query outside the selection split; ``mrlbench.sampling``).
+4. The candidates run as one ordinary run on the selection split (``tune/sample/``,
+   resumable like ``run``); the Pareto front of accuracy against MFLOPs with selection
+   and against measured latency is kept, and the best setting (the most accurate front
+   setting within the budget) is chosen there, on the selection split only.
+5. The front, the references and the config's own strategies of the tuned plugins run
+   on the report split (``tune/front/``): every figure tune reports comes from there.
+   ``best.toml`` is a complete config of the best setting (``mrlbench run best.toml``);
+   ``tune.csv`` lists every tried setting (the split of each figure named) and
    ``pareto.png`` draws the front against the references' curve.
 
 The functions above the line ``# I/O`` are pure, but for ``offers`` and ``candidates``,
@@ -22,8 +29,6 @@ which ask the registry's strategy classes."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -32,18 +37,18 @@ from typing import Any
 
 import numpy as np
 
-from mrlbench import config, plots, run_directory
+from mrlbench import run_directory, tune_files
 from mrlbench.config import RunConfig, Spec
 from mrlbench.errors import ConfigError
 from mrlbench.leaderboard import Row, headline, pareto
 from mrlbench.plugins import Registry
 from mrlbench.plugins import registry as loaded_registry
-from mrlbench.store import write_text
+from mrlbench.sampling import Queries, QuerySplit
 from mrlbench.tune_space import TuneCandidate, TuneSpace
 from mrlbench.types import Observer
 
 MAX_CANDIDATES = 400  # more are cut to a seeded sample (every "kept" setting kept)
-SAMPLE_LATENCY_QUERIES = 50  # one-query timings per setting on the sample
+SAMPLE_LATENCY_QUERIES = 50  # one-query timings per setting on the selection split
 
 
 def offers(space: TuneSpace, registry: Registry | None = None) -> list[TuneCandidate]:
@@ -78,12 +83,18 @@ def candidates(
 
 
 def prune(
-    found: Sequence[TuneCandidate], budget_mflops: float | None, ceiling_mflops: float
+    found: Sequence[TuneCandidate],
+    budget_mflops: float | None,
+    ceiling_mflops: float,
+    charged: bool = False,
 ) -> list[TuneCandidate]:
     """The settings the cost model allows: within the MFLOPs budget, or, without one, at
-    most ``ceiling_mflops`` (the dearest reference: nothing dearer can pay off)."""
-    limit = budget_mflops if budget_mflops is not None else ceiling_mflops
-    return cap([c for c in found if c.mflops <= limit])
+    most ``ceiling_mflops`` (the dearest reference: nothing dearer can pay off), by
+    their MFLOPs or, ``charged``, by their MFLOPs with selection (``TuneCandidate.cost``,
+    what ``run`` prunes on; the ceiling then in the same model)."""
+    if budget_mflops is not None:
+        return cap([c for c in found if c.mflops <= budget_mflops])
+    return cap([c for c in found if (c.cost if charged else c.mflops) <= ceiling_mflops])
 
 
 def cap(found: Sequence[TuneCandidate], most: int = MAX_CANDIDATES) -> list[TuneCandidate]:
@@ -98,15 +109,26 @@ def cap(found: Sequence[TuneCandidate], most: int = MAX_CANDIDATES) -> list[Tune
     return fixed + [c for i, c in enumerate(others) if i in keep]
 
 
+def charged(row: Row) -> float | None:
+    """A row's cost for the front: its MFLOPs with selection, or its MFLOPs where its
+    strategy does not count selection (a lower bound)."""
+    value = row.value("mflops_with_selection")
+    return row.value("mflops_per_query") if value is None else value
+
+
 def fronts(rows: Sequence[Row], metric: str) -> set[str]:
     """Strategy names of the ok rows on the Pareto front of ``metric`` against MFLOPs
-    or against median latency."""
+    with selection (``charged``) or against median latency."""
     ok = [r for r in rows if r.ok and r.value(metric) is not None]
     names: set[str] = set()
-    for cost in ("mflops_per_query", "latency_ms_p50"):
-        timed = [r for r in ok if r.value(cost) is not None]
-        flags = pareto([(r.value(cost), r.value(metric)) for r in timed])
-        names |= {r.strategy for r, flag in zip(timed, flags, strict=True) if flag}
+    for cost in (charged, lambda r: r.value("latency_ms_p50")):
+        timed: list[tuple[Row, float]] = []
+        for r in ok:
+            c = cost(r)
+            if c is not None:
+                timed.append((r, float(c)))
+        flags = pareto([(c, float(r.value(metric))) for r, c in timed])
+        names |= {r.strategy for (r, _), flag in zip(timed, flags, strict=True) if flag}
     return names
 
 
@@ -125,27 +147,95 @@ def best(
     budget_mflops: float | None,
     budget_ms: float | None,
 ) -> Row | None:
-    """The most accurate ok row among ``names`` within the budget (fewest MFLOPs on ties)."""
+    """The most accurate ok row among ``names`` within the budget (the cheapest by
+    MFLOPs with selection on ties)."""
     fits = [
         r
         for r in rows
         if r.ok and r.strategy in names and r.value(metric) is not None
         if within(r, budget_mflops, budget_ms)
     ]
-    return max(fits, key=lambda r: (r.value(metric), -(r.mflops_per_query or 0.0)), default=None)
+    return max(fits, key=lambda r: (r.value(metric), -(charged(r) or 0.0)), default=None)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One of tune's two query splits: its name, the encoder key ``queries`` that
+    takes it (``mrlbench.sampling``) and how many queries it holds."""
+
+    name: str
+    queries: Queries
+    size: int
+
+    def describe(self) -> str:
+        """How ``tune.csv`` names it, e.g. ``selection: 100 queries (queries = 100)``."""
+        key = self.queries.table() if isinstance(self.queries, QuerySplit) else self.queries
+        text = str(key).replace("'", "").replace(":", " =")
+        return f"{self.name}: {self.size} queries (queries = {text})"
+
+
+def splits(total: int, sample: int, limit: int | None = None) -> tuple[Split, Split]:
+    """The selection and report splits of ``total`` queries, of which tune may use
+    Q = ``min(total, limit)`` (``limit``: the encoder's own ``queries = N``): the
+    selection split is the seeded sample of S = ``min(sample, Q // 2)`` (what
+    ``queries = S`` runs), the report split the other Q - S queries, drawn (seeded)
+    from the queries outside it, all of them without a ``limit``. No query is in both."""
+    usable = min(total, limit or total)
+    if usable < 2:
+        raise ConfigError(
+            f"tune needs at least 2 queries (one split to choose on, one to report on); "
+            f"the encoder has {usable}"
+        )
+    chosen = min(sample, usable // 2)
+    rest = usable - chosen
+    report = QuerySplit(chosen, None if rest >= total - chosen else rest)
+    return Split("selection", chosen, chosen), Split("report", report, rest)
+
+
+def verdict(tuned: Tuned, budget: str) -> str | None:
+    """The one line tune exits non-zero with: rows that failed (how many, where to
+    look) and/or nothing within the budget; ``None`` when all is well."""
+    rows = [*tuned.sample, *tuned.full]
+    failed = [r for r in rows if not r.ok]
+    parts = []
+    if failed:
+        parts.append(
+            f"{len(failed)} of {len(rows)} rows failed (status and error in "
+            f"{tuned.out}/tune/sample/leaderboard.csv and tune/front/leaderboard.csv; "
+            "tune.csv's status column)"
+        )
+    if tuned.best is None:
+        parts.append(f"no tried setting on the front fits {budget} on the selection split")
+    return "; ".join(parts) or None
+
+
+def describe_budget(budget_mflops: float | None, budget_ms: float | None) -> str:
+    """``"0.04 MFLOPs/query and 2 ms/query (p50)"``, as far as given."""
+    return " and ".join(
+        text
+        for text in (
+            f"{budget_mflops:g} MFLOPs/query" if budget_mflops is not None else "",
+            f"{budget_ms:g} ms/query (p50)" if budget_ms is not None else "",
+        )
+        if text
+    )
 
 
 # ------------------------------------------------------------------------------------ I/O
 @dataclass(frozen=True)
 class Tuned:
-    """What ``tune`` found: every row on the sample and on every query, the front's
-    names, the best row (``None``: nothing within the budget) and the files written."""
+    """What ``tune`` found: every row on the selection split (``sample``) and on the
+    report split (``full``), the front's names, the best row on the selection split
+    (``None``: nothing within the budget) and its row on the report split
+    (``reported``), the two splits and the folder the files are in."""
 
     sample: list[Row]
     full: list[Row]
     front: set[str]
     best: Row | None
     out: Path
+    reported: Row | None = None
+    splits: tuple[Split, ...] = ()
 
 
 def pick(specs: list[Spec], label: str | None, kind: str) -> Spec:
@@ -156,6 +246,12 @@ def pick(specs: list[Spec], label: str | None, kind: str) -> Spec:
             return spec
     known = ", ".join(s.label for s in specs)
     raise ConfigError(f"no {kind} called '{label}' in the config (known: {known})")
+
+
+def on_split(enc: Spec, split: Split) -> Spec:
+    """The encoder spec that runs ``split``'s queries."""
+    key = split.queries.table() if isinstance(split.queries, QuerySplit) else split.queries
+    return replace(enc, queries=split.queries, table={**enc.table, "queries": key})
 
 
 def run(
@@ -173,36 +269,45 @@ def run(
     if budget_mflops is None and budget_ms is None:
         raise ConfigError("give a budget: --budget-mflops X or --budget-ms Y")
     enc, be = pick(cfg.encoders, encoder, "encoder"), pick(cfg.backends, backend, "backend")
+    if isinstance(enc.queries, QuerySplit):
+        raise ConfigError(
+            f"encoder '{enc.label}': tune splits the queries itself; give it "
+            "queries = N (or no 'queries' key), not a split"
+        )
     reason = type(enc.component).availability() or type(be.component).availability()
     if reason:
         raise ConfigError(f"cannot tune here: {reason}")
     emb = enc.component.embeddings(enc.component.dims[0])
     dims = tuple(enc.component.dims)
     n, metric = len(emb.database), headline(cfg.ks)
+    selection, report = splits(len(emb.queries), sample, enc.queries)
     exact = bool(be.component.exact)
     offered = offers(TuneSpace(dims, n, int(metric.split("@")[1]), exact), registry)
     references = [c for c in offered if c.role == "reference"]
     found = [c for c in offered if c.role != "reference"]
     if not found:
         raise ConfigError("no strategy plugin offers tune candidates (Strategy.tune_candidates)")
-    ceiling = max((c.mflops for c in references), default=math.inf)
-    tried = prune(found, budget_mflops, ceiling)
+    ceiling = max((c.cost for c in references), default=math.inf)
+    tried = prune(found, budget_mflops, ceiling, charged=True)
+    if not tried and budget_mflops is not None:
+        raise ConfigError(
+            f"no tune candidate fits {budget_mflops:g} MFLOPs/query "
+            f"(the cheapest costs {min(c.mflops for c in found):.4g})"
+        )
     if not tried:
         raise ConfigError(
-            f"no tune candidate fits {budget_mflops} MFLOPs/query "
-            f"(the cheapest costs {min(c.mflops for c in found):.4g})"
+            f"no tune candidate costs less than the dearest reference ({ceiling:.4g} "
+            f"MFLOPs/query with selection; the cheapest costs {min(c.cost for c in found):.4g})"
         )
 
     def strategy(table: dict[str, Any]) -> Spec:
         label, component = registry.create("strategy", table)
         return Spec(label, component, dict(table))
 
-    queries = min(sample, enc.queries or sample)
-    on_sample = replace(enc, queries=queries, table={**enc.table, "queries": queries})
     first = replace(
         cfg,
         out=cfg.out / "tune" / "sample",
-        encoders=[on_sample],
+        encoders=[on_split(enc, selection)],
         backends=[be],
         strategies=[strategy(c.table) for c in tried],
         latency_queries=min(cfg.latency_queries, SAMPLE_LATENCY_QUERIES),
@@ -210,12 +315,13 @@ def run(
     )
     sample_rows = run_directory.execute(first, observer).rows
     front = fronts(sample_rows, metric)
-    tuned = {c.table["plugin"] for c in found}
-    own = [s for s in cfg.strategies if s.component.name in tuned]
+    chosen = best(sample_rows, front, metric, budget_mflops, budget_ms)  # selection split
+    tuned_plugins = {c.table["plugin"] for c in found}
+    own = [s for s in cfg.strategies if s.component.name in tuned_plugins]
     second = replace(
         cfg,
         out=cfg.out / "tune" / "front",
-        encoders=[enc],
+        encoders=[on_split(enc, report)],
         backends=[be],
         strategies=[
             *(strategy(c.table) for c in references),
@@ -225,157 +331,35 @@ def run(
         index_cache=cfg.index_cache,
     )
     full_rows = run_directory.execute(second, observer, checked=True).rows
-    chosen = best(full_rows, front, metric, budget_mflops, budget_ms)
-    write_csv(cfg.out / "tune.csv", tried, sample_rows, full_rows, front, metric)
-    draw(cfg.out, full_rows, front, {c.name for c in references}, chosen, metric)
-    write_best(cfg.out / "best.toml", chosen, tried, metric, budget_mflops, budget_ms)
-    return Tuned(sample_rows, full_rows, front, chosen, cfg.out)
+    reported = next((r for r in full_rows if chosen and r.strategy == chosen.strategy), None)
+    names = (selection.describe(), report.describe())
+    tune_files.write_csv(cfg.out / "tune.csv", tried, sample_rows, full_rows, front, metric, names)
+    refs = {c.name for c in references}
+    tune_files.draw(cfg.out, full_rows, front, refs, reported, metric)
+    table = next((c.table for c in tried if chosen and c.name == chosen.strategy), None)
+    lines = best_lines(chosen, reported, metric, describe_budget(budget_mflops, budget_ms))
+    tune_files.write_best(cfg.out / "best.toml", cfg, enc, be, table, [*lines, *names])
+    return Tuned(sample_rows, full_rows, front, chosen, cfg.out, reported, (selection, report))
 
 
-CSV_COLUMNS = (
-    "strategy",
-    "model_mflops",
-    "sample_{metric}",
-    "sample_mflops_per_query",
-    "sample_latency_ms_p50",
-    "front",
-    "{metric}",
-    "mflops_per_query",
-    "latency_ms_p50",
-    "knn_recall@{k}",
-    "status",
-)
-
-
-def write_csv(
-    path: Path,
-    tried: Sequence[TuneCandidate],
-    sample: Sequence[Row],
-    full: Sequence[Row],
-    front: set[str],
-    metric: str,
-) -> None:
-    """``tune.csv``: every tried setting, its cost-model MFLOPs, its sample figures and,
-    for the front, its figures on every query."""
-    k = metric.split("@")[1]
-    names = [c.format(metric=metric, k=k) for c in CSV_COLUMNS]
-    on_sample = {r.strategy: r for r in sample}
-    on_all = {r.strategy: r for r in full}
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(names)
-    for c in tried:
-        s, f = on_sample.get(c.name), on_all.get(c.name)
-        writer.writerow(
-            [
-                c.name,
-                f"{c.mflops:.6g}",
-                _num(s, metric),
-                _num(s, "mflops_per_query"),
-                _num(s, "latency_ms_p50"),
-                "yes" if c.name in front else "",
-                _num(f, metric),
-                _num(f, "mflops_per_query"),
-                _num(f, "latency_ms_p50"),
-                _num(f, f"knn_recall@{k}"),
-                _status(f or s),
-            ]
-        )
-    write_text(path, buf.getvalue())
-
-
-def _status(row: Row | None) -> str:
-    return row.status if row is not None else "not run"
-
-
-def _num(row: Row | None, name: str) -> str:
-    value = None if row is None else row.value(name)
-    return "" if value is None else f"{value:.6g}"
-
-
-def write_best(
-    path: Path,
-    chosen: Row | None,
-    tried: Sequence[TuneCandidate],
-    metric: str,
-    budget_mflops: float | None,
-    budget_ms: float | None,
-) -> None:
-    """``best.toml``: the chosen setting as a ``[[strategies]]`` table, its figures in
-    comments; a comment saying so when nothing fits the budget."""
-    budget = " and ".join(
-        text
-        for text in (
-            f"{budget_mflops:g} MFLOPs/query" if budget_mflops is not None else "",
-            f"{budget_ms:g} ms/query (p50)" if budget_ms is not None else "",
-        )
-        if text
-    )
+def best_lines(chosen: Row | None, reported: Row | None, metric: str, budget: str) -> list[str]:
+    """``best.toml``'s comment: what was chosen where, and its figures on each split."""
     if chosen is None:
-        write_text(path, f"# mrlbench tune: no setting on the front fits {budget}\n")
-        return
-    table = next(c.table for c in tried if c.name == chosen.strategy)
-    lines = [
-        f"# mrlbench tune: the most accurate setting within {budget}, on every query:",
-        f"# {metric} {chosen.value(metric):.4f}, {chosen.mflops_per_query:.4g} MFLOPs/query, "
-        f"p50 {_num(chosen, 'latency_ms_p50')} ms ({chosen.encoder} / {chosen.backend})",
-        "",
-    ]
-    text = config.dumps({"run": {}, "strategies": [table]}).split("\n", 1)[1].lstrip("\n")
-    write_text(path, "\n".join(lines) + text)
+        return []
 
-
-def draw(
-    out: Path,
-    rows: Sequence[Row],
-    front: set[str],
-    references: set[str],
-    chosen: Row | None,
-    metric: str,
-) -> Path:
-    """``pareto.png``: accuracy against MFLOPs and against latency (log axes: a row that
-    costs 0 is left out); the references' curve, the tuned front, the config's own
-    settings and the best one."""
-    ok = [r for r in rows if r.ok and r.value(metric) is not None]
-    reference = [r for r in ok if r.strategy in references]
-    tuned = [r for r in ok if r.strategy in front]
-    own = [r for r in ok if r.strategy not in references | front]
-    panels = []
-    for key, title in (("mflops_per_query", "MFLOPs / query"), ("latency_ms_p50", "ms / query")):
-
-        def series(
-            label: str, members: Sequence[Row], line: bool, notes: bool = False, key: str = key
-        ) -> plots.Series:
-            members = sorted((r for r in members if (r.value(key) or 0) > 0), key=_by(key))
-            return plots.Series(
-                label,
-                tuple(float(r.value(key)) for r in members),
-                tuple(float(r.value(metric)) for r in members),
-                line=line,
-                group=label,
-                kind=label,
-                notes=tuple(r.dims if notes else "" for r in members),
-            )
-
-        joined = key == "mflops_per_query"  # a measured time need not grow with MFLOPs
-        parts = [
-            series(", ".join(sorted(references)) or "reference", reference, joined, True),
-            series("tuned front", tuned, joined),
-            series("config's own", own, False),
-        ]
-        if chosen is not None:
-            parts.append(series("best within budget", [chosen], False))
-        panels.append(
-            plots.Plot(
-                f"{metric} against {title}",
-                title,
-                metric,
-                tuple(p for p in parts if p.x),
-                logx=True,
-            )
+    def figures(row: Row | None) -> str:
+        if row is None or row.value(metric) is None:
+            return "not run"
+        return (
+            f"{metric} {row.value(metric):.4f}, {row.mflops_per_query:.4g} MFLOPs/query "
+            f"({tune_files.num(row, 'mflops_with_selection') or '-'} with selection), "
+            f"p50 {tune_files.num(row, 'latency_ms_p50') or '-'} ms"
         )
-    return plots.draw(plots.Figure("pareto", tuple(panels)), out)
 
-
-def _by(key: str):
-    return lambda row: row.value(key)
+    return [
+        f"mrlbench tune: the most accurate setting within {budget}, chosen on the "
+        f"selection split ({chosen.encoder} / {chosen.backend}):",
+        f"  on the selection split: {figures(chosen)}",
+        f"  on the report split:    {figures(reported)}",
+        "`mrlbench run best.toml` runs it on the encoder's queries, into best/ here.",
+    ]

@@ -44,6 +44,11 @@ class TuneSpace:
         (``cost.modelled_search_mflops``: 0, a lower bound, for an ANN backend)."""
         return cost.modelled_search_mflops(self.n_database, dim, self.exact)
 
+    def selection_mflops(self, k: int) -> float:
+        """The cost model's top-k selection of a search of ``k`` on this backend
+        (``cost.modelled_selection_mflops``: 0, a lower bound, for an ANN backend)."""
+        return cost.modelled_selection_mflops(self.n_database, k, self.exact)
+
 
 @dataclass(frozen=True)
 class TuneCandidate:
@@ -64,6 +69,14 @@ class TuneCandidate:
     table: dict[str, Any]
     mflops: float
     role: Role = "sampled"
+    mflops_with_selection: float | None = None
+
+    @property
+    def cost(self) -> float:
+        """What tune prunes on: ``mflops_with_selection`` (the MFLOPs with each stage's
+        top-k selection charged, ``mrlbench.cost``), or ``mflops`` where the strategy
+        does not count selection (a lower bound)."""
+        return self.mflops if self.mflops_with_selection is None else self.mflops_with_selection
 
     @property
     def name(self) -> str:

@@ -51,6 +51,7 @@ class Shortlist:
     device: str
     path: str = ""  # the neighbours file, relative to the run directory
     spread: float = 0.0  # relative spread of the timed repeats (max / min - 1)
+    selection_mflops: float = 0.0  # selecting its k of the candidates it scored (cost.py)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Retrieval:
     stem: str | None = None  # neighbours file stem under neighbors/ to write, or
     saved: str = ""  # the path of an already written neighbours file (a search's)
     error: str = ""  # this row failed (its search did): the row keeps its label and why
+    selection_mflops: float | None = None  # its stages' top-k selection (None: not counted)
 
 
 class RetrievalContext(Protocol):

@@ -15,6 +15,7 @@ from mrlbench import (
     TuneSpace,
     hookimpl,
     rerank_mflops,
+    rerank_selection_mflops,
 )
 
 
@@ -58,6 +59,8 @@ class Adaptive(Strategy):
             search = space.search_mflops(low)
             highs = [d for d in space.dims if d > low]
             for high, size in itertools.product(highs, space.shortlists()):
+                mflops = search + rerank_mflops([(size, high)])
+                selection = space.selection_mflops(size) + rerank_selection_mflops([(size, size)])
                 table = {
                     "plugin": cls.name,
                     "name": f"{cls.name} {low}->{high} @{size}",
@@ -65,7 +68,7 @@ class Adaptive(Strategy):
                     "rerank_dim": high,
                     "shortlist": size,
                 }
-                found.append(TuneCandidate(table, search + rerank_mflops([(size, high)]), "kept"))
+                found.append(TuneCandidate(table, mflops, "kept", mflops + selection))
         return found
 
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
@@ -82,6 +85,8 @@ class Adaptive(Strategy):
                 seconds=found.seconds + seconds,
                 build_seconds=found.build_seconds,
                 stem=self.stem(ctx.model, ctx.dataset, ctx.index_name),
+                selection_mflops=found.selection_mflops
+                + rerank_selection_mflops([(self.shortlist, self.shortlist)]),
             )
         ]
 

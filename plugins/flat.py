@@ -17,6 +17,7 @@ from mrlbench import (
     TuneSpace,
     hookimpl,
     search_mflops,
+    selection_mflops,
 )
 
 
@@ -59,7 +60,8 @@ class Flat(Strategy):
         """Not tuned: flat at every dim is tune's reference curve; its dearest row is
         exact search at the largest dim."""
         cost = search_mflops(space.n_database, space.dims[-1])
-        return [TuneCandidate({"plugin": cls.name}, cost, role="reference")]
+        charged = cost + selection_mflops(space.n_database, space.final)
+        return [TuneCandidate({"plugin": cls.name}, cost, "reference", charged)]
 
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         rows = []
@@ -81,6 +83,7 @@ class Flat(Strategy):
                     seconds=found.seconds,
                     build_seconds=found.build_seconds,
                     saved=found.path,
+                    selection_mflops=found.selection_mflops,
                 )
             )
         return rows

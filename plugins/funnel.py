@@ -17,6 +17,7 @@ from mrlbench import (
     TuneSpace,
     hookimpl,
     rerank_mflops,
+    rerank_selection_mflops,
 )
 
 FACTORS = (2, 4)  # tune: a funnel stage keeps 1/factor of the one before
@@ -79,21 +80,28 @@ class Funnel(Strategy):
         final, top = space.final, space.dims[-1]
         for low in space.shortlist_dims():
             search = space.search_mflops(low)
+            select = space.selection_mflops
             middle = [d for d in space.dims[:-1] if d > low]
             for count in range(1, MAX_STAGES):
                 for chain in itertools.combinations(middle, count):
                     cascade = [*chain, top]
                     for first, factor in itertools.product(space.shortlists(), FACTORS):
                         for sizes in shrinking(first, factor, len(cascade), final):
-                            c = cls.candidate(low, cascade, sizes, search)
+                            c = cls.candidate(low, cascade, sizes, search, select(sizes[0]))
                             found.setdefault(c.name, c)
         return list(found.values())
 
     @classmethod
     def candidate(
-        cls, shortlist_dim: int, rerank_dims: list[int], shortlists: list[int], search: float
+        cls,
+        shortlist_dim: int,
+        rerank_dims: list[int],
+        shortlists: list[int],
+        search: float,
+        selection: float = 0.0,
     ) -> TuneCandidate:
-        """One funnel setting whose search costs ``search`` MFLOPs."""
+        """One funnel setting whose search costs ``search`` MFLOPs and its top-k
+        selection ``selection``."""
         cascade, sizes = ",".join(map(str, rerank_dims)), ",".join(map(str, shortlists))
         table = {
             "plugin": cls.name,
@@ -102,8 +110,9 @@ class Funnel(Strategy):
             "rerank_dims": list(rerank_dims),
             "shortlists": list(shortlists),
         }
-        stages = zip(shortlists, rerank_dims, strict=True)
-        return TuneCandidate(table, search + rerank_mflops(stages))
+        mflops = search + rerank_mflops(zip(shortlists, rerank_dims, strict=True))
+        selection += rerank_selection_mflops((s, s) for s in shortlists)
+        return TuneCandidate(table, mflops, mflops_with_selection=mflops + selection)
 
     def run(self, ctx: RetrievalContext) -> list[Retrieval]:
         found = ctx.search(self.shortlist_dim, self.shortlists[0])
@@ -124,6 +133,8 @@ class Funnel(Strategy):
                 seconds=seconds,
                 build_seconds=found.build_seconds,
                 stem=self.stem(ctx.model, ctx.dataset, ctx.index_name),
+                selection_mflops=found.selection_mflops
+                + rerank_selection_mflops((s, s) for s in self.shortlists),
             )
         ]
 

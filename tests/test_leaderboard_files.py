@@ -52,6 +52,7 @@ def test_files_hold_the_same_rows(tmp_path):
             "topk_acc@10": 1.0,
             "knn_recall@10": 1.0,
             "mflops_per_query": 0.1,
+            "mflops_with_selection": 0.12,
             "qps": 5000.0,
             "latency_ms_p50": 0.2,
             "latency_ms_p99": 0.4,
