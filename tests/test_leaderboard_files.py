@@ -56,10 +56,13 @@ def test_files_hold_the_same_rows(tmp_path):
             "qps": 5000.0,
             "latency_ms_p50": 0.2,
             "latency_ms_p99": 0.4,
+            "latency_ms_p50_best": 0.15,
             "build_s": 0.3,
             "latency_queries": 10,
+            "latency_samples": 30,
             "timing_spread": 0.05,
             "missing_ids": 0.0,
+            "session": "20261208T040000Z-abc123",
             "status": "ok",
             "error": "",
         }
