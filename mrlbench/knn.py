@@ -13,11 +13,13 @@ best distance before anything is selected: after the first tiles almost nothing 
 The filter and the heap are compiled with numba (numpy cannot express a per-row early
 exit). ``threads`` workers run in parallel whatever the batch size: each takes a group of
 query tiles and, when there are fewer groups than workers (one query, a few hundred), a
-share of every block's rows, into its own running lists, merged at the end (``plan``).
-Every tile is the one a single thread would score, so the thread count changes nothing
-but the time. Peak memory is the running lists (one per worker sharing a group's rows),
-one tile per worker and, for a prefix of at most ``COMPACT_BYTES``, its compact copy:
-bounded, whatever the database size.
+contiguous share of the rows, into its own running lists, merged at the end (``plan``,
+``cuts``). Every product is one a single thread computes, or a piece of at least
+``MIN_PIECE`` rows of one (a single query's tile is a whole block), on which BLAS gives
+the same bits, so the thread count changes nothing but the time. Peak memory is the
+running lists (one per worker sharing a group's rows), one tile per worker and, for a
+prefix of at most ``COMPACT_BYTES``, its compact copy: bounded, whatever the database
+size.
 
 Distances are squared L2 between normalised prefixes, as FAISS's ``IndexFlatL2``
 computes them on normalised vectors (``|x|^2 - 2 x.q``, plus the constant ``|q|^2``
