@@ -191,7 +191,8 @@ def compare_command(
     type=click.IntRange(min=1),
     default=1000,
     show_default=True,
-    help="Queries (a seeded sample) every candidate setting is tried on.",
+    help="Queries in the selection split (a seeded sample, at most half of the queries) "
+    "every candidate is tried and chosen on; the other queries are the report split.",
 )
 @click.option("--encoder", help="The config's encoder to tune for (default: the first).")
 @click.option("--backend", help="The config's backend to tune for (default: the first).")

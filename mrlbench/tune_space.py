@@ -53,10 +53,12 @@ class TuneSpace:
 @dataclass(frozen=True)
 class TuneCandidate:
     """One strategy setting tune may run: its config table (``plugin``, a ``name`` unique
-    among every strategy's candidates, the keyword arguments) and the cost model's MFLOPs
+    among every strategy's candidates, the keyword arguments), the cost model's MFLOPs
     per query, from ``mrlbench.cost`` (for an ANN backend a lower bound: its search's
-    cost is only known once measured). Tune drops every candidate over the MFLOPs budget
-    before anything runs. ``role``:
+    cost is only known once measured) and, optionally, ``mflops_with_selection``: the
+    same with each stage's top-k selection charged (``cost.selection_mflops``; tune
+    prunes on it without an MFLOPs budget, ``cost``). Tune drops every candidate over
+    the MFLOPs budget before anything runs. ``role``:
 
     - ``"sampled"``: tried on the query sample; when more settings fit than tune's cap, a
       seeded sample of the sampled ones is tried;
