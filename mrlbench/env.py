@@ -42,12 +42,21 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def blas() -> list[dict[str, Any]]:
-    """The BLAS and OpenMP libraries loaded in this process (threadpoolctl)."""
+def blas() -> dict[str, str]:
+    """The BLAS and OpenMP libraries loaded in this process (threadpoolctl): each
+    library's file name, its version, threading layer and threads."""
     from threadpoolctl import threadpool_info
 
-    keep = ("user_api", "internal_api", "version", "num_threads", "threading_layer")
-    return [{k: lib.get(k) for k in keep if lib.get(k) is not None} for lib in threadpool_info()]
+    found: dict[str, str] = {}
+    for lib in threadpool_info():
+        name = str(lib.get("prefix") or lib.get("internal_api") or "library")
+        what = [lib.get("internal_api"), lib.get("version"), lib.get("threading_layer")]
+        text = " ".join(str(x) for x in what if x) + f", {lib.get('num_threads')} threads"
+        key, n = name, 2
+        while key in found:
+            key, n = f"{name} ({n})", n + 1
+        found[key] = text
+    return found
 
 
 def load_average() -> list[float] | None:
