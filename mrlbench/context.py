@@ -96,10 +96,6 @@ class Context:
         run and config over the same rows and build parameters)."""
         return index_entry(self.cfg.index_cache, self.backend, self.embeddings(dim), dim)
 
-    def resolve(self, request: SearchRequest) -> SearchRequest:
-        """A request with its ``k`` filled in (``None``: the longest cut-off)."""
-        return SearchRequest(request.dim, request.k or self.longest_k)
-
     # -------------------------------------------------------------------------- searches
     def prepare(self, requests: set[SearchRequest]) -> None:
         """Run every requested search, one index per dim. A search done in an earlier
